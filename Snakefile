@@ -1,0 +1,21 @@
+# platonic-mlip: MP-20 structures -> per-model embeddings -> anchors -> Platonic projection ->
+# pairwise metrics -> the paper's figures. Default config: config/demo.yaml (the embedded default);
+# the full paper: --configfile config/config.yaml.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/structures.smk"
+include: "workflow/rules/embed.smk"
+include: "workflow/rules/anchors.smk"
+include: "workflow/rules/project.smk"
+include: "workflow/rules/metrics.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_outputs(),

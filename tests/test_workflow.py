@@ -1,0 +1,246 @@
+"""The Snakemake workflow: lint, the full paper DAG, config errors, and an end-to-end run on a slice."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from conftest import ROOT, require_env
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
+
+
+def snakemake(*args, cwd=ROOT, timeout=900):
+    return subprocess.run([*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def write_config(path: Path, **changes):
+    cfg = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
+    for dotted, value in changes.items():
+        node = cfg
+        *parents, last = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_lint_is_clean():
+    res = snakemake("--lint")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "Congratulations" in res.stdout + res.stderr
+
+
+def test_paper_config_builds_the_whole_dag(tmp_path):
+    res = snakemake(
+        "-n",
+        "--quiet",
+        "rules",
+        "--configfile",
+        str(ROOT / "config" / "config.yaml"),
+        "--directory",
+        str(tmp_path),
+    )
+    assert res.returncode == 0, res.stderr
+    out = res.stdout + res.stderr
+    counts = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    assert counts["embed_mace"] == 5 and counts["embed_orb"] == 2 and counts["embed_sevenn"] == 1
+    assert counts["project"] == 16  # 8 models x 2 anchor sets
+    for rule in (
+        "download_structures",
+        "parse_structures",
+        "select_anchors",
+        "pairwise_metrics",
+        "fig1_pca",
+        "fig4a_mknn",
+        "fig4b_procrustes",
+        "fig4c_ot",
+        "fig4d_composite",
+    ):
+        assert rule in counts, rule
+
+
+@pytest.mark.parametrize(
+    "changes, expect",
+    [
+        ({"anchor": {"k": 5}}, ["'anchor'", "did you mean 'anchors'"]),
+        ({"metrics.knn_kk": 5}, ["'metrics.knn_kk'", "knn_k"]),
+        ({"anchors.k": "ten"}, ["k", "ten"]),
+        ({"models": ["7net-0", "mace-mp-0-smal"]}, ["mace-mp-0-smal", "Known models", "mace-mp-0-small"]),
+        ({"anchors.reference_model": "7net-l3i6"}, ["anchors.reference_model", "7net-l3i5"]),
+        ({"model_options": {"7net-0": {"modall": "x"}}}, ["modall"]),
+    ],
+)
+def test_bad_config_stops_before_any_job(tmp_path, changes, expect):
+    cfg = write_config(tmp_path / "bad.yaml", **changes)
+    res = snakemake("-n", "--configfile", str(cfg), "--directory", str(tmp_path))
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    for text in expect:
+        assert text in out, (text, out[-2000:])
+
+
+@pytest.fixture(scope="module")
+def e2e(tmp_path_factory):
+    """The whole workflow on 30 structures with two offline models of two families."""
+    require_env("sevenn")
+    require_env("mace")
+    work = tmp_path_factory.mktemp("e2e")
+    cfg = write_config(
+        work / "slice.yaml",
+        run_name="slice",
+        **{
+            "structures.limit": 30,
+            "models": ["7net-0", "dummy-mace-mp-0-small"],
+            "anchors.k": 12,
+            "anchors.reference_model": "7net-0",
+            "metrics.n_sample": 150,
+            "figures.dpi": 60,
+        },
+    )
+    res = snakemake("--cores", "2", "--configfile", str(cfg), "--directory", str(work))
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
+    return work / "results" / "slice"
+
+
+def test_e2e_atoms_and_embeddings_are_aligned(e2e):
+    atoms = pd.read_csv(e2e / "structures" / "atoms.csv")
+    summary = json.loads((e2e / "structures" / "summary.json").read_text())
+    assert summary["n_structures"] == 30 == atoms.structure_index.nunique()
+    assert summary["n_atoms"] == len(atoms)
+    for model, dim in (("7net-0", 128), ("dummy-mace-mp-0-small", 128)):
+        emb = np.load(e2e / "embeddings" / f"{model}.npy")
+        meta = json.loads((e2e / "embeddings" / f"{model}.json").read_text())
+        assert emb.shape == (len(atoms), dim) and emb.dtype == np.float32
+        assert np.isfinite(emb).all()
+        assert meta["model"] == model and meta["dim"] == dim and meta["n_atoms"] == len(atoms)
+        for key in (
+            "weights_source",
+            "weights_sha256",
+            "layer",
+            "versions",
+            "device",
+            "atoms_per_s",
+            "wall_time_s",
+        ):
+            assert key in meta, key
+    # 7net-0 is a real checkpoint: its weights file is recorded by sha256
+    assert len(json.loads((e2e / "embeddings" / "7net-0.json").read_text())["weights_sha256"]) == 64
+
+
+def test_e2e_anchors_and_projection(e2e):
+    atoms = pd.read_csv(e2e / "structures" / "atoms.csv")
+    for aset in ("direct", "random"):
+        anchors = pd.read_csv(e2e / "anchors" / f"{aset}.csv")
+        assert len(anchors) == 12 and anchors.atom_index.is_unique
+        # (material_id, atom index) stored alongside, consistent with the atom table
+        merged = anchors.merge(atoms, on="atom_index", suffixes=("", "_t"))
+        assert (merged.material_id == merged.material_id_t).all()
+        assert (merged.atom_in_structure == merged.atom_in_structure_t).all()
+        for model in ("7net-0", "dummy-mace-mp-0-small"):
+            z = np.load(e2e / "platonic" / aset / f"{model}.npy")
+            assert z.shape == (len(atoms), 12)
+            assert np.abs(z).max() <= 1.0
+            np.testing.assert_allclose(z[anchors.atom_index, np.arange(12)], 1.0, atol=1e-6)
+
+
+def test_e2e_pairwise_table(e2e):
+    t = pd.read_csv(e2e / "metrics" / "pairwise.csv", keep_default_na=False)
+    assert {"model_a", "model_b", "space", "metric", "value"} <= set(t.columns)
+    assert set(t.space) == {"raw", "platonic"}
+    assert set(t[t.space == "platonic"].anchors) == {"direct", "random"}
+    cross = t[(t.model_a != t.model_b)]
+    assert set(zip(cross.model_a, cross.model_b, strict=True)) == {("7net-0", "dummy-mace-mp-0-small")}
+    assert "ot_cost" in set(t[t.space == "platonic"].metric)
+    assert "ot_cost" not in set(t[t.space == "raw"].metric)
+    self_mknn = t[(t.model_a == t.model_b) & (t.metric == "mknn")]
+    assert (self_mknn.value.astype(float) == 1.0).all()
+    sample = pd.read_csv(e2e / "metrics" / "sample.csv")
+    assert len(sample) == 150 and sample.atom_index.is_unique
+
+
+def test_e2e_figures(e2e):
+    for name in ("fig1_pca", "fig4a_mknn", "fig4b_procrustes", "fig4c_ot", "fig4d_composite"):
+        for ext in ("png", "pdf"):
+            f = e2e / "figures" / f"{name}.{ext}"
+            assert f.exists() and f.stat().st_size > 1000, f
+
+
+def test_e2e_rerun_is_a_no_op(e2e):
+    work = e2e.parents[1]
+    res = snakemake("-n", "--configfile", str(work / "slice.yaml"), "--directory", str(work))
+    assert res.returncode == 0
+    assert "Nothing to be done" in res.stdout + res.stderr
+
+
+def test_bad_cif_stops_the_run_naming_the_material(tmp_path, sample_csv):
+    lines = sample_csv.read_text().splitlines(keepends=True)
+    import csv
+    import io
+
+    rows = list(csv.reader(io.StringIO("".join(lines))))
+    header, body = rows[0], rows[1:6]
+    cif_col = header.index("cif")
+    body[2][cif_col] = "not a cif"
+    buf = io.StringIO()
+    csv.writer(buf).writerows([header, *body])
+    bad = tmp_path / "bad.csv"
+    bad.write_text(buf.getvalue())
+    cfg = write_config(
+        tmp_path / "bad.yaml",
+        run_name="bad",
+        **{
+            "structures.source": str(bad),
+            "structures.expected_structures": None,
+            "structures.expected_atoms": None,
+        },
+    )
+    res = snakemake(
+        "--cores",
+        "1",
+        "--configfile",
+        str(cfg),
+        "--directory",
+        str(tmp_path),
+        "results/bad/structures/atoms.csv",
+    )
+    assert res.returncode != 0
+    log = (tmp_path / "results" / "bad" / "logs" / "parse_structures.log").read_text()
+    assert body[2][header.index("material_id")] in log and "data row 3" in log
+    assert not (tmp_path / "results" / "bad" / "structures" / "structures.npz").exists()
+
+
+def test_count_mismatch_names_the_config_key(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", run_name="c", **{"structures.expected_atoms": 9046})
+    res = snakemake(
+        "--cores",
+        "1",
+        "--configfile",
+        str(cfg),
+        "--directory",
+        str(tmp_path),
+        "results/c/structures/atoms.csv",
+    )
+    assert res.returncode != 0
+    log = (tmp_path / "results" / "c" / "logs" / "parse_structures.log").read_text()
+    assert "structures.expected_atoms" in log and "9047" in log
+
+
+def test_scripts_run_on_their_own(tmp_path):
+    """PyPSA style: every script has a CLI usable outside Snakemake."""
+    env = {**os.environ, "PYTHONPATH": ""}
+    for script in sorted((ROOT / "workflow" / "scripts").glob("[a-z]*.py")):
+        res = subprocess.run(
+            [sys.executable, str(script), "--help"], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert res.returncode == 0 and "usage" in res.stdout, (script.name, res.stderr)

@@ -1,0 +1,93 @@
+# Config loading and validation, paths, interpreters and input functions shared by every rule file.
+import json
+import sys
+from pathlib import Path
+
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.settings.types import DeploymentMethod
+from snakemake.utils import validate
+
+ROOT = Path(workflow.basedir)
+SRC = ROOT / "src"
+SCRIPTS = ROOT / "workflow" / "scripts"
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+sys.path.insert(0, str(SRC))
+
+from platonic_mlip.config import model_specs, unknown_keys
+from platonic_mlip.models import FAMILIES, ConfigError
+
+if not config:
+
+    configfile: str(ROOT / "config" / "demo.yaml")
+
+
+_problems = unknown_keys(config, yaml.safe_load(SCHEMA.read_text()))
+if _problems:
+    raise WorkflowError("invalid config:\n  " + "\n  ".join(_problems))
+validate(config, str(SCHEMA))
+try:
+    MODELS = model_specs(config)
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
+
+RUN = f"results/{config['run_name']}"
+LOGS = f"{RUN}/logs"
+ANCHOR_SETS = config["anchors"]["sets"]
+PRIMARY_ANCHORS = ANCHOR_SETS[0]
+LABELS = json.dumps({m: s.get("label", m) for m, s in MODELS.items()})
+FIG_FORMATS = ("png", "pdf")
+
+USE_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+VENVS = Path(config["envs"]["venv_dir"])
+if not VENVS.is_absolute():
+    VENVS = ROOT / VENVS
+
+
+def python_for(env):
+    """Interpreter of an environment: the venv's python, or the active conda env's with --sdm conda."""
+    if USE_CONDA:
+        return "python"
+    py = VENVS / env / "bin" / "python"
+    if env == "analysis" and not py.exists():
+        return sys.executable  # Snakemake's own interpreter carries the analysis stack
+    return str(py)
+
+
+def structures_source():
+    src = config["structures"]["source"]
+    if "://" in src or Path(src).is_absolute() or Path(src).exists():
+        return src
+    return str(ROOT / src)  # paths in configs are relative to the repository
+
+
+def models_of(family):
+    return [m for m, s in MODELS.items() if s["family"] == family]
+
+
+def embeddings(models=None):
+    return [f"{RUN}/embeddings/{m}.npy" for m in (models or MODELS)]
+
+
+def platonic(anchor_set):
+    return [f"{RUN}/platonic/{anchor_set}/{m}.npy" for m in MODELS]
+
+
+def figure(name):
+    return [f"{RUN}/figures/{name}.{ext}" for ext in FIG_FORMATS]
+
+
+FIG4 = {
+    "fig4a_mknn": "mknn",
+    "fig4b_procrustes": "procrustes_score",
+    "fig4c_ot": "ot_normalised",
+    "fig4d_composite": "composite",
+}
+
+
+def all_outputs():
+    out = [f"{RUN}/metrics/pairwise.csv", f"{RUN}/structures/summary.json"]
+    out += [f"{RUN}/embeddings/{m}.json" for m in MODELS]
+    for name in ["fig1_pca", *FIG4]:
+        out += figure(name)
+    return out

@@ -1,0 +1,33 @@
+rule pairwise_metrics:
+    input:
+        atoms=rules.parse_structures.output.atoms,
+        raw=embeddings(),
+        platonic=[p for s in ANCHOR_SETS for p in platonic(s)],
+    output:
+        csv=report(
+            f"{RUN}/metrics/pairwise.csv",
+            caption="../report/pairwise.rst",
+            category="Metrics",
+        ),
+        sample=f"{RUN}/metrics/sample.csv",
+    log:
+        f"{LOGS}/pairwise_metrics.log",
+    conda:
+        "../../envs/analysis.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        py=python_for("analysis"),
+        script=f"{SCRIPTS}/pairwise_metrics.py",
+        models=" ".join(MODELS),
+        sets=" ".join(ANCHOR_SETS),
+        m=config["metrics"],
+        weights=json.dumps(config["metrics"]["composite_weights"]),
+        normalize="" if config["metrics"]["knn_normalize"] else "--no-knn-normalize",
+    shell:
+        "{params.py} {params.script} --models {params.models}"
+        " --raw {input.raw} --anchor-sets {params.sets} --platonic {input.platonic}"
+        " --atoms {input.atoms} --n-sample {params.m[n_sample]} --seed {params.m[sample_seed]}"
+        " --k {params.m[knn_k]} {params.normalize} --composite-weights {params.weights:q}"
+        " --out {output.csv} --out-sample {output.sample} > {log} 2>&1"

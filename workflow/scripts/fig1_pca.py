@@ -1,0 +1,42 @@
+"""Paper Fig. 1: 2-D PCA of each model's raw embeddings, atoms coloured by periodic-table group."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import _paths  # noqa: F401
+import numpy as np
+import pandas as pd
+
+from platonic_mlip.plotting import pca_grid, save
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--models", nargs="+", required=True)
+    ap.add_argument("--labels", default="{}", help="JSON {model: label}")
+    ap.add_argument("--embeddings", nargs="+", required=True, help="raw embeddings (.npy), one per model")
+    ap.add_argument("--atoms", required=True)
+    ap.add_argument("--max-points", type=int, default=20000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--title", default="Raw embeddings (PCA)")
+    ap.add_argument("--dpi", type=int, default=150)
+    ap.add_argument("--out", nargs="+", required=True, help="output files (.png, .pdf)")
+    args = ap.parse_args(argv)
+    labels = json.loads(args.labels)
+    atoms = pd.read_csv(args.atoms)
+    n = len(atoms)
+    rows = np.arange(n)
+    if n > args.max_points:
+        rows = np.sort(np.random.default_rng(args.seed).choice(n, args.max_points, replace=False))
+    spaces = {
+        labels.get(m, m): np.asarray(np.load(f, mmap_mode="r")[rows])
+        for m, f in zip(args.models, args.embeddings, strict=True)
+    }
+    fig = pca_grid(spaces, atoms["Z"].to_numpy()[rows], f"{args.title}: {len(rows)} atoms")
+    save(fig, *args.out, dpi=args.dpi)
+
+
+if __name__ == "__main__":
+    main()

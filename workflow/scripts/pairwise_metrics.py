@@ -1,0 +1,64 @@
+"""Every pair of models in raw and Platonic space: mutual k-NN, CKA, Procrustes, OT, composite."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import _paths  # noqa: F401
+import numpy as np
+import pandas as pd
+
+from platonic_mlip.io import write_csv
+from platonic_mlip.metrics import pairwise_table, sample_indices
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--models", nargs="+", required=True)
+    ap.add_argument("--raw", nargs="+", required=True, help="raw embeddings (.npy), one per model, in order")
+    ap.add_argument("--anchor-sets", nargs="*", default=[])
+    ap.add_argument(
+        "--platonic", nargs="*", default=[], help="Platonic embeddings (.npy), set by set, models in order"
+    )
+    ap.add_argument("--atoms", required=True)
+    ap.add_argument("--n-sample", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--no-knn-normalize", action="store_true")
+    ap.add_argument("--composite-weights", default="{}", help="JSON {score: weight}")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--out-sample", required=True)
+    args = ap.parse_args(argv)
+    atoms = pd.read_csv(args.atoms)
+    idx = sample_indices(len(atoms), args.n_sample, args.seed)
+    opts = dict(
+        k=args.k,
+        normalize_knn=not args.no_knn_normalize,
+        composite_weights=json.loads(args.composite_weights),
+    )
+
+    def load(path):
+        arr = np.load(path, mmap_mode="r")
+        if arr.shape[0] != len(atoms):
+            raise SystemExit(f"ERROR: {path} has {arr.shape[0]} rows, the atom table {len(atoms)}")
+        return np.asarray(arr[idx], dtype=np.float64)
+
+    n_models = len(args.models)
+    if len(args.raw) != n_models or len(args.platonic) != n_models * len(args.anchor_sets):
+        raise SystemExit("ERROR: need one raw file per model and one Platonic file per model and anchor set")
+    raw = {m: load(f) for m, f in zip(args.models, args.raw, strict=True)}
+    tables = [pairwise_table(raw, "raw", "", **opts)]
+    for s, aset in enumerate(args.anchor_sets):
+        files = args.platonic[s * n_models : (s + 1) * n_models]
+        plat = {m: load(f) for m, f in zip(args.models, files, strict=True)}
+        tables.append(pairwise_table(plat, "platonic", aset, **opts))
+    table = pd.concat(tables, ignore_index=True)
+    table["n_sample"] = len(idx)
+    write_csv(args.out_sample, atoms.iloc[idx][["atom_index", "material_id", "atom_in_structure", "element"]])
+    write_csv(args.out, table)
+    print(f"{len(table)} rows over {len(args.models)} models, sample of {len(idx)} atoms")
+
+
+if __name__ == "__main__":
+    main()
