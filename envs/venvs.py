@@ -81,9 +81,13 @@ def lock_path(name: str) -> Path:
 
 
 def stamp_of(name: str, with_lock: bool = True) -> str:
-    """Digest of everything an env is built from (spec, lock when used, constraints, pyproject)."""
+    """Digest of what an env is built from: spec, lock (when used), constraints.
+
+    pyproject.toml is left out: the editable install of this project has no dependencies, so tool
+    settings there must not force a rebuild.
+    """
     h = hashlib.sha256()
-    for p in (ENVS_DIR / f"{name}.yaml", lock_path(name), CONSTRAINTS, ROOT / "pyproject.toml"):
+    for p in (ENVS_DIR / f"{name}.yaml", lock_path(name), CONSTRAINTS):
         h.update(p.name.encode())
         use = p.exists() and (with_lock or p != lock_path(name))
         h.update(p.read_bytes() if use else b"-")

@@ -244,3 +244,64 @@ def test_scripts_run_on_their_own(tmp_path):
             [sys.executable, str(script), "--help"], capture_output=True, text=True, env=env, timeout=120
         )
         assert res.returncode == 0 and "usage" in res.stdout, (script.name, res.stderr)
+
+
+def test_e2e_report(e2e):
+    work = e2e.parents[1]
+    report = work / "report.html"
+    res = snakemake(
+        "--report", str(report), "--configfile", str(work / "slice.yaml"), "--directory", str(work)
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    html = report.read_text(errors="replace")
+    for text in ("Fig. 1", "Fig. 4a", "Fig. 4b", "Fig. 4c", "Fig. 4d", "pairwise.csv"):
+        assert text in html, text
+
+
+def test_e2e_benchmarks_record_every_job(e2e):
+    tsv = e2e / "benchmarks" / "embed" / "7net-0.tsv"
+    header, values = tsv.read_text().splitlines()[:2]
+    assert "max_rss" in header and float(values.split("\t")[0]) > 0
+
+
+def test_interrupted_embedding_leaves_nothing_complete_and_resumes(tmp_path):
+    import signal
+    import time
+
+    require_env("mace")
+    cfg = write_config(
+        tmp_path / "kill.yaml",
+        run_name="kill",
+        **{
+            "structures.limit": 60,
+            "models": ["dummy-mace-mp-0-small", "7net-0"],
+            "anchors.reference_model": "7net-0",
+        },
+    )
+    target = "results/kill/embeddings/dummy-mace-mp-0-small.json"
+    args = [*SNAKEMAKE, "--cores", "1", "--configfile", str(cfg), "--directory", str(tmp_path), target]
+    proc = subprocess.Popen(
+        args, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    log = tmp_path / "results" / "kill" / "logs" / "embed" / "dummy-mace-mp-0-small.log"
+    deadline = time.time() + 240
+    while not log.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert log.exists(), "the embedding job never started"
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole job tree, as a node failure would
+    proc.wait(timeout=30)
+    emb = tmp_path / "results" / "kill" / "embeddings"
+    assert not (emb / "dummy-mace-mp-0-small.json").exists()
+    assert not (emb / "dummy-mace-mp-0-small.npy").exists()
+    # a hard kill leaves Snakemake's directory lock: the user unlocks (as Snakemake says), then reruns,
+    # which completes what is missing and reuses the finished structure stage
+    unlock = snakemake("--unlock", "--configfile", str(cfg), "--directory", str(tmp_path))
+    assert unlock.returncode == 0, unlock.stderr[-2000:]
+    before = (tmp_path / "results" / "kill" / "structures" / "structures.npz").stat().st_mtime
+    res = snakemake(
+        "--cores", "1", "--rerun-incomplete", "--configfile", str(cfg), "--directory", str(tmp_path), target
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (emb / "dummy-mace-mp-0-small.json").exists()
+    assert (tmp_path / "results" / "kill" / "structures" / "structures.npz").stat().st_mtime == before

@@ -100,18 +100,30 @@ def heatmaps(
     finite = np.concatenate([m[np.isfinite(m)] for m in mats])
     vmin = float(finite.min()) if vmin is None and finite.size else vmin
     vmax = float(finite.max()) if vmax is None and finite.size else vmax
-    size = 0.55 * len(models) + 1.8
-    fig, axes = plt.subplots(1, len(spaces), figsize=(size * len(spaces) + 0.8, size), squeeze=False)
-    for ax, space, mat in zip(axes[0], spaces, mats, strict=True):
-        im = ax.imshow(mat, vmin=vmin, vmax=vmax, cmap=cmap)
+    size = 0.5 * len(models) + 1.6
+    fig, axes = plt.subplots(
+        1, len(spaces), figsize=(size * len(spaces) + 1.5, size + 0.6), squeeze=False, layout="constrained"
+    )
+    norm = plt.Normalize(vmin=vmin, vmax=vmax)
+    for col, (ax, space, mat) in enumerate(zip(axes[0], spaces, mats, strict=True)):
+        im = ax.imshow(mat, norm=norm, cmap=cmap)
         ax.set_xticks(range(len(models)), labels, rotation=60, ha="right", fontsize=7)
-        ax.set_yticks(range(len(models)), labels, fontsize=7)
-        name = "raw" if space == "raw" else f"Platonic ({anchors} anchors)"
-        ax.set_title(name, fontsize=9)
+        ax.set_yticks(range(len(models)), labels if col == 0 else [], fontsize=7)
+        ax.set_title("raw" if space == "raw" else f"Platonic ({anchors} anchors)", fontsize=9)
         for i in range(len(models)):
             for j in range(len(models)):
                 if np.isfinite(mat[i, j]):
-                    ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=5.5, color="w")
+                    shade = im.cmap(norm(mat[i, j]))
+                    light = 0.299 * shade[0] + 0.587 * shade[1] + 0.114 * shade[2] > 0.55
+                    ax.text(
+                        j,
+                        i,
+                        f"{mat[i, j]:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        color="k" if light else "w",
+                    )
     fig.colorbar(im, ax=list(axes[0]), shrink=0.8)
     fig.suptitle(title, fontsize=10)
     return fig

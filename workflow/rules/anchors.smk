@@ -6,6 +6,8 @@ rule select_anchors:
         csv=f"{RUN}/anchors/{{anchor_set}}.csv",
     log:
         f"{LOGS}/anchors/{{anchor_set}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/anchors/{{anchor_set}}.tsv"
     wildcard_constraints:
         anchor_set="direct|random",
     conda:

@@ -13,6 +13,8 @@ for _family in FAMILIES:
             meta=f"{RUN}/embeddings/{{model}}.json",
         log:
             f"{LOGS}/embed/{{model}}.log",
+        benchmark:
+            f"{RUN}/benchmarks/embed/{{model}}.tsv"
         wildcard_constraints:
             model="|".join(models_of(_family)),
         conda:

@@ -12,6 +12,8 @@ rule fig1_pca:
         ],
     log:
         f"{LOGS}/figures/fig1_pca.log",
+    benchmark:
+        f"{RUN}/benchmarks/figures/fig1_pca.tsv"
     conda:
         "../../envs/analysis.yaml"
     resources:
@@ -42,6 +44,8 @@ for _name, _metric in FIG4.items():
             ],
         log:
             f"{LOGS}/figures/{_name}.log",
+        benchmark:
+            f"{RUN}/benchmarks/figures/{_name}.tsv"
         conda:
             "../../envs/analysis.yaml"
         params:

@@ -12,6 +12,8 @@ rule pairwise_metrics:
         sample=f"{RUN}/metrics/sample.csv",
     log:
         f"{LOGS}/pairwise_metrics.log",
+    benchmark:
+        f"{RUN}/benchmarks/pairwise_metrics.tsv"
     conda:
         "../../envs/analysis.yaml"
     resources:

@@ -6,6 +6,8 @@ rule project:
         npy=f"{RUN}/platonic/{{anchor_set}}/{{model}}.npy",
     log:
         f"{LOGS}/project/{{anchor_set}}/{{model}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/project/{{anchor_set}}/{{model}}.tsv"
     wildcard_constraints:
         anchor_set="direct|random",
     conda:

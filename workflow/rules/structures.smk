@@ -3,6 +3,8 @@ rule download_structures:
         csv=f"{RUN}/structures/split.csv",
     log:
         f"{LOGS}/download_structures.log",
+    benchmark:
+        f"{RUN}/benchmarks/download_structures.tsv"
     conda:
         "../../envs/analysis.yaml"
     resources:
@@ -28,6 +30,8 @@ rule parse_structures:
         summary=f"{RUN}/structures/summary.json",
     log:
         f"{LOGS}/parse_structures.log",
+    benchmark:
+        f"{RUN}/benchmarks/parse_structures.tsv"
     conda:
         "../../envs/analysis.yaml"
     resources:
