@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENVS ?= .venvs
 CORES ?= all
 BIN := $(VENVS)/analysis/bin
-SNAKEMAKE := $(BIN)/python -m snakemake
+SNAKEMAKE := $(BIN)/python -m snakemake --config 'envs={venv_dir: $(abspath $(VENVS))}'
 FAMILIES := mace sevenn orb
 export PLATONIC_VENVS := $(abspath $(VENVS))
 

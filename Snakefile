@@ -15,6 +15,10 @@ include: "workflow/rules/metrics.smk"
 include: "workflow/rules/figures.smk"
 
 
+onstart:
+    check_envs()
+
+
 rule all:
     default_target: True
     input:

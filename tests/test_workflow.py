@@ -305,3 +305,13 @@ def test_interrupted_embedding_leaves_nothing_complete_and_resumes(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     assert (emb / "dummy-mace-mp-0-small.json").exists()
     assert (tmp_path / "results" / "kill" / "structures" / "structures.npz").stat().st_mtime == before
+
+
+def test_missing_family_environment_stops_before_any_job(tmp_path):
+    res = snakemake(
+        "--cores", "1", "--directory", str(tmp_path), "--config", f"envs={{venv_dir: {tmp_path / 'none'}}}"
+    )
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert "not found under" in out and "make envs" in out and "envs.venv_dir" in out
+    assert not (tmp_path / "results").exists()

@@ -54,6 +54,19 @@ def python_for(env):
     return str(py)
 
 
+def check_envs():
+    """Stop before any job when a needed family virtualenv is missing (venv mode only)."""
+    if USE_CONDA:
+        return
+    families = sorted({s["family"] for s in MODELS.values()})
+    missing = [f for f in families if not (VENVS / f / "bin" / "python").exists()]
+    if missing:
+        raise WorkflowError(
+            f"environment(s) {', '.join(missing)} not found under {VENVS} (config key 'envs.venv_dir'). "
+            "Create them with `make envs` (python envs/venvs.py create), or run with --sdm conda."
+        )
+
+
 def structures_source():
     src = config["structures"]["source"]
     if "://" in src or Path(src).is_absolute() or Path(src).exists():
