@@ -17,7 +17,9 @@ sys.path.insert(0, str(SRC))
 from platonic_mlip.config import model_specs, unknown_keys
 from platonic_mlip.models import FAMILIES, ConfigError
 
-if not config:
+if (
+    not workflow.overwrite_configfiles
+):  # no --configfile: the embedded default (--config still applies)
 
     configfile: str(ROOT / "config" / "demo.yaml")
 
