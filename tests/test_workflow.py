@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT, require_env
+from conftest import ROOT, require_env, venv_python
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
 
@@ -21,6 +21,7 @@ def snakemake(*args, cwd=ROOT, timeout=900):
 
 def write_config(path: Path, **changes):
     cfg = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
+    cfg["envs"] = {"venv_dir": str(venv_python("analysis").parents[2])}  # honour $PLATONIC_VENVS
     for dotted, value in changes.items():
         node = cfg
         *parents, last = dotted.split(".")
