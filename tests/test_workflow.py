@@ -55,7 +55,9 @@ def test_paper_config_builds_the_whole_dag(tmp_path):
         parts = line.split()
         if len(parts) == 2 and parts[1].isdigit():
             counts[parts[0]] = int(parts[1])
-    assert counts["embed_mace"] == 5 and counts["embed_orb"] == 2 and counts["embed_sevenn"] == 1
+    # 27,136 structures in shards of 2,000 -> 14 shards per model
+    assert counts["embed_mace"] == 5 * 14 and counts["embed_orb"] == 2 * 14 and counts["embed_sevenn"] == 14
+    assert counts["gather_embeddings"] == 8
     assert counts["project"] == 16  # 8 models x 2 anchor sets
     for rule in (
         "download_structures",
@@ -260,7 +262,7 @@ def test_e2e_report(e2e):
 
 
 def test_e2e_benchmarks_record_every_job(e2e):
-    tsv = e2e / "benchmarks" / "embed" / "7net-0.tsv"
+    tsv = e2e / "benchmarks" / "embed" / "7net-0" / "0000.tsv"
     header, values = tsv.read_text().splitlines()[:2]
     assert "max_rss" in header and float(values.split("\t")[0]) > 0
 
@@ -284,7 +286,7 @@ def test_interrupted_embedding_leaves_nothing_complete_and_resumes(tmp_path):
     proc = subprocess.Popen(
         args, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    log = tmp_path / "results" / "kill" / "logs" / "embed" / "dummy-mace-mp-0-small.log"
+    log = tmp_path / "results" / "kill" / "logs" / "embed" / "dummy-mace-mp-0-small" / "0000.log"
     deadline = time.time() + 240
     while not log.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
@@ -293,8 +295,8 @@ def test_interrupted_embedding_leaves_nothing_complete_and_resumes(tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)  # the whole job tree, as a node failure would
     proc.wait(timeout=30)
     emb = tmp_path / "results" / "kill" / "embeddings"
-    assert not (emb / "dummy-mace-mp-0-small.json").exists()
-    assert not (emb / "dummy-mace-mp-0-small.npy").exists()
+    for path in (emb / "dummy-mace-mp-0-small", emb / "shards" / "dummy-mace-mp-0-small" / "0000"):
+        assert not path.with_suffix(".json").exists() and not path.with_suffix(".npy").exists()
     # a hard kill leaves Snakemake's directory lock: the user unlocks (as Snakemake says), then reruns,
     # which completes what is missing and reuses the finished structure stage
     unlock = snakemake("--unlock", "--configfile", str(cfg), "--directory", str(tmp_path))
@@ -316,3 +318,114 @@ def test_missing_family_environment_stops_before_any_job(tmp_path):
     assert res.returncode != 0
     assert "not found under" in out and "make envs" in out and "envs.venv_dir" in out
     assert not (tmp_path / "results").exists()
+
+
+def test_sharded_embeddings_equal_an_unsharded_run(tmp_path):
+    """Shards snap to global batch boundaries, so the gathered matrix is bit-identical (even for
+    7net-l3i5, whose float32 output depends on batch composition)."""
+    require_env("sevenn")
+    require_env("mace")
+    models = ["7net-l3i5", "dummy-mace-mp-0-small"]
+    out = {}
+    for name, shard in (("whole", None), ("sharded", 7)):
+        cfg = write_config(
+            tmp_path / f"{name}.yaml",
+            run_name=name,
+            **{
+                "structures.limit": 30,
+                "models": models,
+                "anchors.reference_model": models[0],
+                "embed.batch_atoms": 60,
+                "embed.shard_structures": shard,
+            },
+        )
+        targets = [f"results/{name}/embeddings/{m}.json" for m in models]
+        res = snakemake("--cores", "2", "--configfile", str(cfg), "--directory", str(tmp_path), *targets)
+        assert res.returncode == 0, res.stderr[-4000:]
+        out[name] = tmp_path / "results" / name / "embeddings"
+    for m in models:
+        whole, sharded = np.load(out["whole"] / f"{m}.npy"), np.load(out["sharded"] / f"{m}.npy")
+        assert whole.shape == sharded.shape
+        np.testing.assert_array_equal(whole, sharded)
+        meta = json.loads((out["sharded"] / f"{m}.json").read_text())
+        assert meta["n_shards"] == 5  # ceil(30 / 7)
+        ranges = [s["structure_range"] for s in meta["shards"]]
+        assert ranges[0][0] == 0 and ranges[-1][1] == 30
+        assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+
+
+def _csv_with_polonium(sample_csv, path, n=6):
+    """The first ``n`` sample rows plus a simple-cubic Po cell (Po is not in 7net-0's element table)."""
+    import csv
+    import io
+
+    from ase import Atoms
+    from ase.io import write
+
+    with open(sample_csv, newline="") as fh:
+        reader = csv.DictReader(fh)
+        rows = [r for _, r in zip(range(n), reader, strict=False)]
+        fields = reader.fieldnames
+    buf = io.BytesIO()  # ASE writes CIF as bytes
+    write(
+        buf,
+        Atoms("Po2", scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5]], cell=[3.4, 3.4, 6.8], pbc=True),
+        format="cif",
+    )
+    po = dict(rows[0])
+    po.update({"material_id": "mp-po-test", "cif": buf.getvalue().decode(), "spacegroup.number": "123"})
+    rows.insert(3, po)
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+@pytest.mark.parametrize("policy", ["fail", "skip"])
+def test_unsupported_elements_fail_or_skip(tmp_path, sample_csv, policy):
+    require_env("sevenn")
+    require_env("orb")
+    src = _csv_with_polonium(sample_csv, tmp_path / "po.csv")
+    cfg = write_config(
+        tmp_path / "po.yaml",
+        run_name="po",
+        **{
+            "structures.source": str(src),
+            "structures.expected_structures": None,
+            "structures.expected_atoms": None,
+            "models": ["7net-0", "dummy-orb-v3"],
+            "anchors.reference_model": "7net-0",
+            "anchors.k": 5,
+            "metrics.n_sample": 30,
+            "embed.on_unsupported": policy,
+            "figures.dpi": 50,
+        },
+    )
+    res = snakemake("--cores", "2", "--configfile", str(cfg), "--directory", str(tmp_path))
+    run = tmp_path / "results" / "po"
+    if policy == "fail":
+        assert res.returncode != 0
+        log = (run / "logs" / "embed" / "7net-0" / "0000.log").read_text()
+        assert "mp-po-test (Po)" in log and "embed.on_unsupported" in log
+        assert not (run / "embeddings" / "shards" / "7net-0" / "0000.npy").exists()
+        return
+    assert res.returncode == 0, res.stderr[-4000:]
+    atoms = pd.read_csv(run / "structures" / "atoms.csv")
+    po_rows = atoms.index[atoms.material_id == "mp-po-test"].to_numpy()
+    assert len(po_rows) == 2
+    emb = np.load(run / "embeddings" / "7net-0.npy")
+    assert emb.shape[0] == len(atoms)  # rows stay aligned
+    assert np.isnan(emb[po_rows]).all() and np.isfinite(np.delete(emb, po_rows, axis=0)).all()
+    meta = json.loads((run / "embeddings" / "7net-0.json").read_text())
+    assert meta["skipped"][0]["material_id"] == "mp-po-test" and meta["skipped"][0]["elements"] == ["Po"]
+    assert meta["n_atoms_skipped"] == 2
+    orb = np.load(run / "embeddings" / "dummy-orb-v3.npy")
+    assert np.isfinite(orb).all()  # Orb covers Po
+    for aset in ("direct", "random"):
+        anchors = pd.read_csv(run / "anchors" / f"{aset}.csv")
+        assert not set(anchors.atom_index) & set(po_rows)
+    sample = pd.read_csv(run / "metrics" / "sample.csv")
+    assert not set(sample.atom_index) & set(po_rows)
+    table = pd.read_csv(run / "metrics" / "pairwise.csv")
+    assert np.isfinite(table.value).all()

@@ -2,6 +2,7 @@ rule select_anchors:
     input:
         atoms=rules.parse_structures.output.atoms,
         embeddings=embeddings([config["anchors"]["reference_model"]]),
+        meta=embedding_meta(),
     output:
         csv=f"{RUN}/anchors/{{anchor_set}}.csv",
     log:
@@ -25,4 +26,5 @@ rule select_anchors:
     shell:
         "{params.py} {params.script} --method {wildcards.anchor_set} --k {params.k}"
         " --atoms {input.atoms} --embeddings {input.embeddings} --reference-model {params.reference}"
-        " --threshold-init {params.threshold} --seed {params.seed} --out {output.csv} > {log} 2>&1"
+        " --threshold-init {params.threshold} --seed {params.seed} --meta {input.meta}"
+        " --out {output.csv} > {log} 2>&1"

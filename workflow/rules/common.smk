@@ -76,6 +76,35 @@ def structures_source():
     return str(ROOT / src)  # paths in configs are relative to the repository
 
 
+def shard_ids():
+    """Zero-padded shard ids: fixed by the config (a static DAG; no checkpoints)."""
+    size = config["embed"]["shard_structures"]
+    if not size:
+        return ["0000"]
+    bounds = [
+        config["structures"]["limit"],
+        config["structures"]["expected_structures"],
+    ]
+    bounds = [b for b in bounds if b]
+    if not bounds:
+        raise WorkflowError(
+            "config key 'embed.shard_structures' needs 'structures.expected_structures' (or "
+            "'structures.limit') to fix the number of shards"
+        )
+    return [f"{i:04d}" for i in range(-(-min(bounds) // size))]
+
+
+SHARDS = shard_ids()
+
+
+def shard_files(model, ext):
+    return [f"{RUN}/embeddings/shards/{model}/{s}.{ext}" for s in SHARDS]
+
+
+def embedding_meta():
+    return [f"{RUN}/embeddings/{m}.json" for m in MODELS]
+
+
 def models_of(family):
     return [m for m, s in MODELS.items() if s["family"] == family]
 

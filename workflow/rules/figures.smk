@@ -5,6 +5,7 @@ rule fig1_pca:
     input:
         atoms=rules.parse_structures.output.atoms,
         raw=embeddings(),
+        meta=embedding_meta(),
     output:
         [
             report(f, caption="../report/fig1_pca.rst", category="Figures")
@@ -27,7 +28,8 @@ rule fig1_pca:
     shell:
         "{params.py} {params.script} --models {params.models} --labels {params.labels:q}"
         " --embeddings {input.raw} --atoms {input.atoms} --max-points {params.fig[max_points]}"
-        " --seed {params.fig[seed]} --dpi {params.fig[dpi]} --out {output} > {log} 2>&1"
+        " --seed {params.fig[seed]} --dpi {params.fig[dpi]} --meta {input.meta} --out {output}"
+        " > {log} 2>&1"
 
 
 for _name, _metric in FIG4.items():

@@ -2,6 +2,7 @@ rule pairwise_metrics:
     input:
         atoms=rules.parse_structures.output.atoms,
         raw=embeddings(),
+        meta=embedding_meta(),
         platonic=[p for s in ANCHOR_SETS for p in platonic(s)],
     output:
         csv=report(
@@ -32,4 +33,4 @@ rule pairwise_metrics:
         " --raw {input.raw} --anchor-sets {params.sets} --platonic {input.platonic}"
         " --atoms {input.atoms} --n-sample {params.m[n_sample]} --seed {params.m[sample_seed]}"
         " --k {params.m[knn_k]} {params.normalize} --composite-weights {params.weights:q}"
-        " --out {output.csv} --out-sample {output.sample} > {log} 2>&1"
+        " --meta {input.meta} --out {output.csv} --out-sample {output.sample} > {log} 2>&1"

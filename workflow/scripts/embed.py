@@ -1,6 +1,9 @@
-"""Per-atom embeddings of one model for every structure: a float32 matrix and a metadata JSON.
+"""Per-atom embeddings of one model for one shard of the structures: a float32 matrix and a metadata JSON.
 
-Runs inside the model family's environment. Rows are aligned with the atom table.
+Runs inside the model family's environment. Rows are aligned with the shard's slice of the atom table
+(``atom_range`` in the metadata); ``gather_embeddings.py`` joins the shards. Structures with elements
+the model does not cover are reported before any forward pass; ``--on-unsupported skip`` leaves their
+rows NaN and lists them in the metadata, ``fail`` (default) stops.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import sys
 import time
 
 import _paths  # noqa: F401
+import numpy as np
 
 from platonic_mlip.io import save_npy, write_json
 from platonic_mlip.models import ConfigError, resolve
@@ -26,6 +30,9 @@ def main(argv=None):
     ap.add_argument("--device", default="auto")
     ap.add_argument("--batch-atoms", type=int, default=2000)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--shard", type=int, default=0, help="shard index (0-based)")
+    ap.add_argument("--shard-structures", type=int, default=0, help="structures per shard; 0 = one shard")
+    ap.add_argument("--on-unsupported", choices=("fail", "skip"), default="fail")
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--out-npy", required=True)
     ap.add_argument("--out-json", required=True)
@@ -37,31 +44,85 @@ def main(argv=None):
         raise SystemExit(f"ERROR: {err}") from None
     import torch
 
-    from platonic_mlip.embed import UnsupportedElementsError, embed_structures, load_embedder
+    from platonic_mlip.embed.base import (
+        UnsupportedElementsError,
+        describe_unsupported,
+        embed_structures,
+        load_embedder,
+        resolve_device,
+        shard_range,
+        unsupported_structures,
+    )
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    atoms_list, ids = load_structures(args.structures)
-    t0 = time.perf_counter()
-    embedder = load_embedder(spec, args.device)
-    load_s = time.perf_counter() - t0
     batch_atoms = int(spec.get("batch_atoms") or args.batch_atoms)
-    try:
-        feats, stats = embed_structures(
-            embedder, atoms_list, ids, batch_atoms=batch_atoms, progress=not args.no_progress
-        )
-    except (UnsupportedElementsError, ValueError) as err:
-        raise SystemExit(f"ERROR: {err}") from None
+    with np.load(args.structures) as z:
+        n_atoms_all = z["n_atoms"]
+    offsets = np.concatenate([[0], np.cumsum(n_atoms_all)])
+    size = args.shard_structures or len(n_atoms_all)
+    rng = shard_range(n_atoms_all, batch_atoms, args.shard, size) if args.shard_structures else None
+    if rng is None:
+        if args.shard:
+            raise SystemExit(f"ERROR: shard {args.shard} requested without --shard-structures")
+        rng = range(0, len(n_atoms_all))
+    atoms_list, ids = load_structures(args.structures, rng.start, rng.stop)
+
+    t0 = time.perf_counter()
+    embedder = load_embedder(spec, args.device) if len(rng) else None
+    load_s = time.perf_counter() - t0
+    skipped, skip = [], []
+    if embedder is not None:
+        bad = unsupported_structures(embedder.supported_numbers(), atoms_list, ids)
+        if bad:
+            message = describe_unsupported(bad, args.model)
+            if args.on_unsupported == "fail":
+                raise SystemExit(
+                    f"ERROR: {message}. Set config key 'embed.on_unsupported: skip' to leave them out."
+                )
+            print(f"WARNING: {message}; skipped (rows left NaN)", file=sys.stderr)
+            skip = [b["structure"] for b in bad]
+            for b in bad:
+                g = rng.start + b["structure"]
+                skipped.append(
+                    {
+                        "structure_index": int(g),
+                        "material_id": b["material_id"],
+                        "elements": b["elements"],
+                        "atom_start": int(offsets[g]),
+                        "atom_stop": int(offsets[g + 1]),
+                    }
+                )
+        try:
+            feats, stats = embed_structures(
+                embedder, atoms_list, ids, batch_atoms=batch_atoms, progress=not args.no_progress, skip=skip
+            )
+        except (UnsupportedElementsError, ValueError) as err:
+            raise SystemExit(f"ERROR: {err}") from None
+        dim, device = embedder.dim, embedder.device
+        info = embedder.info()
+    else:  # a shard past the end of a short split: nothing to compute
+        dim = int(spec.get("dim") or 0)
+        feats = np.empty((0, dim), dtype=np.float32)
+        stats = {"n_structures": 0, "n_atoms": 0, "n_atoms_embedded": 0, "wall_time_s": 0.0}
+        stats.update(n_batches=0, batch_atoms=batch_atoms, atoms_per_s=float("nan"))
+        device, info = resolve_device(args.device), {}
     meta = {
         "model": args.model,
         "spec": spec,
         "family": spec["family"],
-        "dim": int(feats.shape[1]),
+        "shard": args.shard,
+        "shard_structures": args.shard_structures,
+        "structure_range": [rng.start, rng.stop],
+        "atom_range": [int(offsets[rng.start]), int(offsets[rng.stop])],
+        "on_unsupported": args.on_unsupported,
+        "skipped": skipped,
+        "dim": int(dim),
         "dtype": str(feats.dtype),
         "shape": list(feats.shape),
-        "device": str(embedder.device),
-        "device_name": torch.cuda.get_device_name(embedder.device)
-        if embedder.device.type == "cuda"
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
         else platform.processor() or platform.machine(),
         "torch_threads": torch.get_num_threads(),
         "structures_file": args.structures,
@@ -69,11 +130,11 @@ def main(argv=None):
         "load_time_s": load_s,
         "python": sys.version.split()[0],
         **stats,
-        **embedder.info(),
+        **info,
     }
     save_npy(args.out_npy, feats)
     write_json(args.out_json, meta)  # written last: the pair is complete only when both exist
-    print(f"{args.model}: {feats.shape} in {stats['wall_time_s']:.1f} s ({stats['atoms_per_s']:.0f} atoms/s)")
+    print(f"{args.model} shard {args.shard}: {feats.shape} in {stats['wall_time_s']:.1f} s")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import _paths  # noqa: F401
 import numpy as np
 import pandas as pd
 
+from platonic_mlip.embed.base import valid_atoms
 from platonic_mlip.plotting import pca_grid, save
 
 
@@ -18,6 +19,7 @@ def main(argv=None):
     ap.add_argument("--labels", default="{}", help="JSON {model: label}")
     ap.add_argument("--embeddings", nargs="+", required=True, help="raw embeddings (.npy), one per model")
     ap.add_argument("--atoms", required=True)
+    ap.add_argument("--meta", nargs="*", default=[], help="embedding metadata of every model (skipped atoms)")
     ap.add_argument("--max-points", type=int, default=20000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--title", default="Raw embeddings (PCA)")
@@ -26,10 +28,9 @@ def main(argv=None):
     args = ap.parse_args(argv)
     labels = json.loads(args.labels)
     atoms = pd.read_csv(args.atoms)
-    n = len(atoms)
-    rows = np.arange(n)
-    if n > args.max_points:
-        rows = np.sort(np.random.default_rng(args.seed).choice(n, args.max_points, replace=False))
+    rows = np.flatnonzero(valid_atoms(args.meta, len(atoms)))
+    if len(rows) > args.max_points:
+        rows = np.sort(np.random.default_rng(args.seed).choice(rows, args.max_points, replace=False))
     spaces = {
         labels.get(m, m): np.asarray(np.load(f, mmap_mode="r")[rows])
         for m, f in zip(args.models, args.embeddings, strict=True)

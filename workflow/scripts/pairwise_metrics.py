@@ -9,6 +9,7 @@ import _paths  # noqa: F401
 import numpy as np
 import pandas as pd
 
+from platonic_mlip.embed.base import valid_atoms
 from platonic_mlip.io import write_csv
 from platonic_mlip.metrics import pairwise_table, sample_indices
 
@@ -27,11 +28,14 @@ def main(argv=None):
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--no-knn-normalize", action="store_true")
     ap.add_argument("--composite-weights", default="{}", help="JSON {score: weight}")
+    ap.add_argument("--meta", nargs="*", default=[], help="embedding metadata of every model (skipped atoms)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--out-sample", required=True)
     args = ap.parse_args(argv)
     atoms = pd.read_csv(args.atoms)
-    idx = sample_indices(len(atoms), args.n_sample, args.seed)
+    # the paper's sample (torch.randperm) drawn over the atoms every model embedded
+    valid = np.flatnonzero(valid_atoms(args.meta, len(atoms)))
+    idx = valid[sample_indices(len(valid), args.n_sample, args.seed)]
     opts = dict(
         k=args.k,
         normalize_knn=not args.no_knn_normalize,

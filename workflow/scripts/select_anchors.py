@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from platonic_mlip.anchors import anchor_table, direct_anchors, random_anchors
+from platonic_mlip.embed.base import valid_atoms
 from platonic_mlip.io import write_csv
 
 
@@ -21,17 +22,20 @@ def main(argv=None):
     ap.add_argument("--reference-model", default="")
     ap.add_argument("--threshold-init", type=float, default=0.3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--meta", nargs="*", default=[], help="embedding metadata of every model (skipped atoms)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     atoms = pd.read_csv(args.atoms)
+    # anchors must be atoms that every model embedded (none skipped for unsupported elements)
+    valid = np.flatnonzero(valid_atoms(args.meta, len(atoms)))
     try:
         if args.method == "direct":
             emb = np.load(args.embeddings, mmap_mode="r")
             if emb.shape[0] != len(atoms):
                 raise SystemExit(f"ERROR: {args.embeddings} has {emb.shape[0]} rows, atom table {len(atoms)}")
-            idx = direct_anchors(emb, args.k, threshold_init=args.threshold_init)
+            idx = valid[direct_anchors(emb[valid], args.k, threshold_init=args.threshold_init)]
         else:
-            idx = random_anchors(len(atoms), args.k, args.seed)
+            idx = valid[random_anchors(len(valid), args.k, args.seed)]
     except ValueError as err:
         raise SystemExit(f"ERROR: config key 'anchors.k': {err}") from None
     table = anchor_table(idx, atoms)

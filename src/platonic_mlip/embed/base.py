@@ -57,22 +57,33 @@ def resolve_device(device: str = "auto"):
     return torch.device(device)
 
 
+def unsupported_structures(
+    supported: set[int] | None, atoms_list: Sequence, material_ids: Sequence[str]
+) -> list[dict]:
+    """Structures with elements outside ``supported``: [{structure, material_id, elements}], in order."""
+    if supported is None:
+        return []
+    out = []
+    for i, (atoms, mid) in enumerate(zip(atoms_list, material_ids, strict=True)):
+        missing = sorted({int(z) for z in atoms.numbers} - set(supported))
+        if missing:
+            out.append({"structure": i, "material_id": mid, "elements": [_symbol(z) for z in missing]})
+    return out
+
+
+def describe_unsupported(bad: list[dict], model: str, limit: int = 20) -> str:
+    shown = "; ".join(f"{b['material_id']} ({', '.join(b['elements'])})" for b in bad[:limit])
+    more = f"; ... {len(bad) - limit} more" if len(bad) > limit else ""
+    return f"model {model!r} does not cover the elements of {len(bad)} structure(s): {shown}{more}"
+
+
 def check_elements(
     supported: set[int] | None, atoms_list: Sequence, material_ids: Sequence[str], model: str
 ) -> None:
     """Raise UnsupportedElementsError listing every structure with an element the model lacks."""
-    if supported is None:
-        return
-    bad = []
-    for atoms, mid in zip(atoms_list, material_ids, strict=True):
-        missing = sorted(set(atoms.get_chemical_symbols()) - {_symbol(z) for z in supported})
-        if missing:
-            bad.append(f"{mid} ({', '.join(missing)})")
+    bad = unsupported_structures(supported, atoms_list, material_ids)
     if bad:
-        shown = "; ".join(bad[:20]) + (f"; ... {len(bad) - 20} more" if len(bad) > 20 else "")
-        raise UnsupportedElementsError(
-            f"model {model!r} does not cover the elements of {len(bad)} structure(s): {shown}"
-        )
+        raise UnsupportedElementsError(describe_unsupported(bad, model))
 
 
 def _symbol(z: int) -> str:
@@ -97,53 +108,82 @@ def batches_by_atoms(n_atoms: Sequence[int], max_atoms: int) -> list[range]:
     return out
 
 
+def shard_range(n_atoms: Sequence[int], batch_atoms: int, shard: int, shard_structures: int) -> range:
+    """Structures of shard ``shard`` when shards hold about ``shard_structures`` structures each.
+
+    Shard boundaries are snapped forward to the boundaries of the *global* batches
+    (``batches_by_atoms(n_atoms, batch_atoms)``), so a sharded run computes exactly the batches of an
+    unsharded one and the gathered features are identical. Every structure lies in exactly one shard;
+    shards past the end are empty.
+    """
+    bounds = [b.start for b in batches_by_atoms(n_atoms, batch_atoms)] + [len(n_atoms)]
+
+    def snap(i: int) -> int:
+        return next(b for b in bounds if b >= min(i, len(n_atoms)))
+
+    return range(snap(shard * shard_structures), snap((shard + 1) * shard_structures))
+
+
 def embed_structures(
     embedder: Embedder,
     atoms_list: Sequence,
     material_ids: Sequence[str],
     batch_atoms: int = 2000,
     progress: bool = True,
+    skip: Sequence[int] = (),
 ) -> tuple[np.ndarray, dict]:
     """Embed every atom of ``atoms_list`` in batches of about ``batch_atoms`` atoms.
 
     Returns (features, stats): features is float32 of shape (total atoms, embedder.dim), rows aligned
-    with the structures' atoms in order; stats holds wall time and atoms/s. Raises ValueError naming the
+    with the structures' atoms in order; stats holds wall time and atoms/s. Structures whose indices are
+    in ``skip`` are not computed and their rows are NaN; any other structure with an element the model
+    lacks raises UnsupportedElementsError before the first batch. Raises ValueError naming the
     material_id when a batch yields NaN or infinite values, or a row count that does not match.
     """
     import torch
 
     name = embedder.spec.get("name", "?")
-    check_elements(embedder.supported_numbers(), atoms_list, material_ids, name)
+    skip = set(skip)
+    keep = [i for i in range(len(atoms_list)) if i not in skip]
+    check_elements(
+        embedder.supported_numbers(), [atoms_list[i] for i in keep], [material_ids[i] for i in keep], name
+    )
     n_atoms = [len(a) for a in atoms_list]
-    total = int(sum(n_atoms))
-    out = np.empty((total, embedder.dim), dtype=np.float32)
+    offsets = np.concatenate([[0], np.cumsum(n_atoms)]).astype(np.int64)
+    total = int(offsets[-1])
+    out = np.full((total, embedder.dim), np.nan, dtype=np.float32)
+    # batches are formed over all structures (so skipping never changes the others' batches)
     batches = batches_by_atoms(n_atoms, batch_atoms)
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, unit="atom", desc=f"embed {name}", mininterval=5.0)
-    row = 0
     t0 = time.perf_counter()
     with torch.no_grad():
-        for idx in batches:
+        for batch in batches:
+            idx = [i for i in batch if i not in skip]
+            if not idx:
+                continue
             feats = np.asarray(embedder.embed_batch([atoms_list[i] for i in idx]), dtype=np.float32)
-            expect = sum(n_atoms[i] for i in idx)
+            sizes = [n_atoms[i] for i in idx]
+            expect = sum(sizes)
             if feats.shape != (expect, embedder.dim):
                 raise ValueError(
-                    f"model {name!r}: batch of structures {material_ids[idx.start]}..{material_ids[idx[-1]]} "
+                    f"model {name!r}: batch of structures {material_ids[idx[0]]}..{material_ids[idx[-1]]} "
                     f"gave features of shape {feats.shape}, expected ({expect}, {embedder.dim})"
                 )
             if not np.isfinite(feats).all():
                 bad_row = int(np.flatnonzero(~np.isfinite(feats).all(axis=1))[0])
-                offsets = np.cumsum([0] + [n_atoms[i] for i in idx])
-                which = idx[int(np.searchsorted(offsets, bad_row, side="right")) - 1]
+                which = idx[int(np.searchsorted(np.cumsum(sizes), bad_row, side="right"))]
                 raise ValueError(
                     f"model {name!r}: non-finite embedding for material_id {material_ids[which]} "
                     f"(structure {which})"
                 )
-            out[row : row + expect] = feats
-            row += expect
+            pos = 0
+            for i, n in zip(idx, sizes, strict=True):
+                out[offsets[i] : offsets[i + 1]] = feats[pos : pos + n]
+                pos += n
             if bar is not None:
                 bar.update(expect)
     if embedder.device.type == "cuda":
@@ -151,12 +191,30 @@ def embed_structures(
     wall = time.perf_counter() - t0
     if bar is not None:
         bar.close()
+    computed = int(sum(n_atoms[i] for i in keep))
     stats = {
         "n_structures": len(atoms_list),
         "n_atoms": total,
+        "n_atoms_embedded": computed,
         "n_batches": len(batches),
         "batch_atoms": batch_atoms,
         "wall_time_s": wall,
-        "atoms_per_s": total / wall if wall > 0 else float("nan"),
+        "atoms_per_s": computed / wall if wall > 0 else float("nan"),
     }
     return out, stats
+
+
+def valid_atoms(meta_paths: Sequence, n_atoms: int) -> np.ndarray:
+    """(n_atoms,) bool mask of atoms embedded by every model (none of the metadata lists them skipped).
+
+    ``meta_paths`` are the gathered embedding metadata JSONs (their ``skipped`` entries carry
+    ``atom_start``/``atom_stop``).
+    """
+    import json
+
+    mask = np.ones(n_atoms, dtype=bool)
+    for path in meta_paths:
+        with open(path) as fh:
+            for s in json.load(fh).get("skipped", []):
+                mask[s["atom_start"] : s["atom_stop"]] = False
+    return mask

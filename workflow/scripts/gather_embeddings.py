@@ -1,0 +1,78 @@
+"""Join one model's embedding shards into one matrix aligned with the atom table, and merge metadata."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import _paths  # noqa: F401
+import numpy as np
+
+from platonic_mlip.io import save_npy, write_json
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--npy", nargs="+", required=True, help="shard matrices, in shard order")
+    ap.add_argument("--json", nargs="+", required=True, help="shard metadata, in shard order")
+    ap.add_argument("--structures", required=True, help="structures.npz (gives the number of atoms)")
+    ap.add_argument("--out-npy", required=True)
+    ap.add_argument("--out-json", required=True)
+    args = ap.parse_args(argv)
+    if len(args.npy) != len(args.json):
+        raise SystemExit("ERROR: need one metadata file per shard")
+    with np.load(args.structures) as z:
+        n_atoms = int(z["n_atoms"].sum())
+    metas = [json.loads(open(p).read()) for p in args.json]
+    arrays = [np.load(p, mmap_mode="r") for p in args.npy]
+    dim = max(m["dim"] for m in metas)
+    expect = 0
+    for path, meta, arr in zip(args.npy, metas, arrays, strict=True):
+        start, stop = meta["atom_range"]
+        if start != expect or arr.shape[0] != stop - start:
+            raise SystemExit(
+                f"ERROR: {path}: shard covers atoms {start}..{stop} with {arr.shape[0]} rows; expected to "
+                f"start at {expect}. Shards are inconsistent: delete them and rerun."
+            )
+        if arr.shape[0] and arr.shape[1] != dim:
+            raise SystemExit(f"ERROR: {path}: width {arr.shape[1]}, other shards {dim}")
+        expect = stop
+    if expect != n_atoms:
+        raise SystemExit(f"ERROR: shards cover {expect} atoms, the atom table has {n_atoms}")
+    feats = np.concatenate([np.asarray(a).reshape(-1, dim) for a in arrays], axis=0)
+    skipped = [s for m in metas for s in m["skipped"]]
+    mask = np.zeros(len(feats), dtype=bool)
+    for s in skipped:
+        mask[s["atom_start"] : s["atom_stop"]] = True
+    if not np.isfinite(feats[~mask]).all():
+        raise SystemExit("ERROR: non-finite values outside the skipped structures")
+    computed = [m for m in metas if m["n_atoms"]]
+    first = computed[0] if computed else metas[0]
+    wall = sum(m["wall_time_s"] for m in metas)
+    embedded = sum(m["n_atoms_embedded"] for m in metas)
+    meta = {
+        **{k: v for k, v in first.items() if k not in ("shard", "structure_range", "atom_range")},
+        "n_shards": len(metas),
+        "shards": [
+            {k: m[k] for k in ("shard", "structure_range", "atom_range", "wall_time_s", "device")}
+            for m in metas
+        ],
+        "skipped": skipped,
+        "n_structures": sum(m["n_structures"] for m in metas),
+        "n_atoms": int(len(feats)),
+        "n_atoms_embedded": embedded,
+        "n_atoms_skipped": int(mask.sum()),
+        "n_batches": sum(m["n_batches"] for m in metas),
+        "wall_time_s": wall,
+        "atoms_per_s": embedded / wall if wall > 0 else float("nan"),
+        "load_time_s": sum(m["load_time_s"] for m in metas),
+        "dim": int(dim),
+        "shape": list(feats.shape),
+    }
+    save_npy(args.out_npy, feats.astype(np.float32, copy=False))
+    write_json(args.out_json, meta)
+    print(f"{meta['model']}: {feats.shape} from {len(metas)} shard(s), {mask.sum()} atoms skipped")
+
+
+if __name__ == "__main__":
+    main()
