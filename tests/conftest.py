@@ -1,5 +1,7 @@
+import http.server
 import os
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -33,3 +35,46 @@ def require_env(env: str) -> Path:
             pytest.fail(msg)
         pytest.skip(msg)
     return py
+
+
+class _FlakyHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves a directory; answers 503 to the first ``failures_left`` requests (retry tests)."""
+
+    failures_left = 0
+    requests = 0
+
+    def do_GET(self):  # noqa: N802 (http.server API)
+        type(self).requests += 1
+        if type(self).failures_left > 0:
+            type(self).failures_left -= 1
+            self.send_error(503, "try again")
+            return
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """(served directory, base URL, handler class, stop()) of a local HTTP server on 127.0.0.1."""
+    served = tmp_path / "served"
+    served.mkdir()
+    handler = type("Handler", (_FlakyHandler,), {})
+
+    def make(*args, **kwargs):
+        return handler(*args, directory=str(served), **kwargs)
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), make)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    stopped = []
+
+    def stop():
+        if not stopped:
+            httpd.shutdown()
+            httpd.server_close()
+            stopped.append(True)
+
+    yield served, f"http://127.0.0.1:{httpd.server_address[1]}", handler, stop
+    stop()

@@ -1,7 +1,5 @@
 import csv
 import hashlib
-import http.server
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -104,38 +102,8 @@ def test_duplicate_material_id(sample_csv, tmp_path):
         read_split_csv(dup)
 
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    failures_left = 0
-
-    def do_GET(self):  # noqa: N802 (http.server API)
-        if type(self).failures_left > 0:
-            type(self).failures_left -= 1
-            self.send_error(503, "try again")
-            return
-        super().do_GET()
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def server(tmp_path):
-    served = tmp_path / "served"
-    served.mkdir()
-    handler = type("H", (_Handler,), {})
-
-    def make(*args, **kwargs):
-        return handler(*args, directory=str(served), **kwargs)
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), make)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield served, f"http://127.0.0.1:{httpd.server_address[1]}", handler
-    httpd.shutdown()
-
-
-def test_download_with_checksum_and_retries(server, sample_csv, tmp_path):
-    served, url, handler = server
+def test_download_with_checksum_and_retries(http_server, sample_csv, tmp_path):
+    served, url, handler, _ = http_server
     data = sample_csv.read_bytes()
     (served / "train.csv").write_bytes(data)
     digest = hashlib.sha256(data).hexdigest()
@@ -144,8 +112,8 @@ def test_download_with_checksum_and_retries(server, sample_csv, tmp_path):
     assert out.read_bytes() == data and handler.failures_left == 0
 
 
-def test_download_checksum_mismatch_leaves_nothing(server, sample_csv, tmp_path):
-    served, url, _ = server
+def test_download_checksum_mismatch_leaves_nothing(http_server, sample_csv, tmp_path):
+    served, url, _, _ = http_server
     (served / "train.csv").write_bytes(sample_csv.read_bytes())
     dest = tmp_path / "got.csv"
     with pytest.raises(StructureError, match="sha256 mismatch"):
@@ -153,8 +121,8 @@ def test_download_checksum_mismatch_leaves_nothing(server, sample_csv, tmp_path)
     assert not dest.exists() and not list(tmp_path.glob("got.csv*"))
 
 
-def test_download_gives_up_after_retries(server, tmp_path):
-    _, url, handler = server
+def test_download_gives_up_after_retries(http_server, tmp_path):
+    _, url, handler, _ = http_server
     handler.failures_left = 10
     with pytest.raises(StructureError, match="after 2 attempts"):
         fetch(f"{url}/train.csv", tmp_path / "x.csv", retries=2, backoff_s=0.01)

@@ -429,3 +429,109 @@ def test_unsupported_elements_fail_or_skip(tmp_path, sample_csv, policy):
     assert not set(sample.atom_index) & set(po_rows)
     table = pd.read_csv(run / "metrics" / "pairwise.csv")
     assert np.isfinite(table.value).all()
+
+
+@pytest.fixture(scope="module")
+def random_mace_checkpoint(tmp_path_factory):
+    """A MACE-MP-0-small architecture with seed-0 random weights, saved as a .model pickle."""
+    py = require_env("mace")
+    path = tmp_path_factory.mktemp("ckpt") / "random-small.model"
+    code = (
+        "import sys, torch; from platonic_mlip.embed.mace import build_random_model; "
+        "torch.save(build_random_model('small', 0), sys.argv[1])"
+    )
+    res = subprocess.run([str(py), "-c", code, str(path)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return path
+
+
+def test_weights_are_fetched_once_verified_and_used_offline(tmp_path, http_server, random_mace_checkpoint):
+    import hashlib
+    import shutil
+
+    served, url, handler, stop = http_server
+    shutil.copy(random_mace_checkpoint, served / "small.model")
+    digest = hashlib.sha256(random_mace_checkpoint.read_bytes()).hexdigest()
+    cache = tmp_path / "weights"
+    expected = cache / "mace-mp-0-small" / "small.model"
+
+    def run(name, sha, target="json"):
+        cfg = write_config(
+            tmp_path / f"{name}.yaml",
+            run_name=name,
+            **{
+                "structures.limit": 8,
+                "models": ["mace-mp-0-small", "7net-0"],
+                "anchors.reference_model": "7net-0",
+                "model_options": {"mace-mp-0-small": {"source": f"{url}/small.model", "sha256": sha}},
+                "weights.cache_dir": str(cache),
+            },
+        )
+        out = f"results/{name}/embeddings/mace-mp-0-small.{target}"
+        return snakemake("--cores", "1", "--configfile", str(cfg), "--directory", str(tmp_path), out)
+
+    # 1. a wrong checksum: the fetch job fails, nothing lands in the cache, no embedding job runs
+    res = run("badsum", "0" * 64)
+    assert res.returncode != 0
+    log = tmp_path / "results" / "badsum" / "logs" / "fetch_weights" / "mace-mp-0-small" / "small.model.log"
+    assert "sha256 mismatch" in log.read_text() and str(expected) in log.read_text()
+    assert not expected.exists() and not list(cache.rglob("*.part"))
+    assert not (tmp_path / "results" / "badsum" / "embeddings").exists()
+
+    # 2. a flaky server: two 503s, then the download succeeds on the third attempt
+    handler.failures_left, handler.requests = 2, 0
+    res = run("good", digest)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert handler.requests == 3 and expected.exists()
+    meta = json.loads((tmp_path / "results" / "good" / "embeddings" / "mace-mp-0-small.json").read_text())
+    assert meta["weights_sha256"] == digest and meta["dim"] == 128
+
+    # 3. offline (server gone): a new run reuses the cached file and never needs the network
+    stop()
+    res = run("offline", digest)
+    assert res.returncode == 0, res.stderr[-3000:]
+    a = np.load(tmp_path / "results" / "good" / "embeddings" / "mace-mp-0-small.npy")
+    b = np.load(tmp_path / "results" / "offline" / "embeddings" / "mace-mp-0-small.npy")
+    np.testing.assert_array_equal(a, b)
+
+    # 4. offline without the file: the error names the model, the expected path and how to provide it
+    expected.unlink()
+    res = run("nofile", digest)
+    assert res.returncode != 0
+    text = (
+        tmp_path / "results" / "nofile" / "logs" / "fetch_weights" / "mace-mp-0-small" / "small.model.log"
+    ).read_text()
+    assert (
+        "mace-mp-0-small" in text and str(expected) in text and "model_options.mace-mp-0-small.source" in text
+    )
+
+
+def test_tampered_weights_file_is_not_loaded(tmp_path, random_mace_checkpoint):
+    """A local weights file whose sha256 differs from the config is refused before unpickling."""
+    import hashlib
+
+    good = hashlib.sha256(random_mace_checkpoint.read_bytes()).hexdigest()
+    tampered = tmp_path / "tampered.model"
+    tampered.write_bytes(random_mace_checkpoint.read_bytes() + b"\0")
+    cfg = write_config(
+        tmp_path / "t.yaml",
+        run_name="t",
+        **{
+            "structures.limit": 4,
+            "models": ["mace-mp-0-small", "7net-0"],
+            "anchors.reference_model": "7net-0",
+            "model_options": {"mace-mp-0-small": {"source": str(tampered), "sha256": good}},
+        },
+    )
+    res = snakemake(
+        "--cores",
+        "1",
+        "--configfile",
+        str(cfg),
+        "--directory",
+        str(tmp_path),
+        "results/t/embeddings/mace-mp-0-small.json",
+    )
+    assert res.returncode != 0
+    log = (tmp_path / "results" / "t" / "logs" / "embed" / "mace-mp-0-small" / "0000.log").read_text()
+    assert "refusing to load" in log and "model_options.mace-mp-0-small.sha256" in log

@@ -13,6 +13,9 @@ A spec is a plain dict:
 ``modal``       SevenNet multi-fidelity checkpoints only: the fidelity whose features are read
 ``dim``         expected embedding width (checked after the first batch)
 ``label``       short name for figures
+``url``         official download location of the weights (the package's own table; a test keeps them
+                in step): the ``fetch_weights`` rule downloads it once into the weights cache
+``sha256``      optional digest the weights file must have (set it in ``model_options``)
 ``offline``     true when the weights ship with the package or need none (runs without network)
 """
 
@@ -21,21 +24,66 @@ from __future__ import annotations
 import copy
 
 FAMILIES = ("mace", "sevenn", "orb")
+_MACE = "https://github.com/ACEsuit/mace-mp/releases/download"
+_ORB = "https://orbitalmaterials-public-models.s3.us-west-1.amazonaws.com/forcefields/orb-v3"
+_SEVENN = "https://github.com/MDIL-SNU/SevenNet/releases/download"
 
 MODELS: dict[str, dict] = {
     # --- the paper's seven foundation models (weights downloaded from the packages' sources) ---
-    "mace-mp-0-small": dict(family="mace", source="small", layer="first", dim=128, label="MACE-MP-0 S"),
-    "mace-mp-0-medium": dict(family="mace", source="medium", layer="first", dim=128, label="MACE-MP-0 M"),
-    "mace-mp-0-large": dict(family="mace", source="large", layer="first", dim=128, label="MACE-MP-0 L"),
-    "mace-omat-0-medium": dict(
-        family="mace", source="medium-omat-0", layer="first", dim=128, label="MACE-OMAT"
+    "mace-mp-0-small": dict(
+        family="mace",
+        source="small",
+        url=f"{_MACE}/mace_mp_0/2023-12-10-mace-128-L0_energy_epoch-249.model",
+        layer="first",
+        dim=128,
+        label="MACE-MP-0 S",
     ),
-    "7net-omat": dict(family="sevenn", source="7net-omat", dim=128, label="SevenNet-OMAT"),
+    "mace-mp-0-medium": dict(
+        family="mace",
+        source="medium",
+        url=f"{_MACE}/mace_mp_0/2023-12-03-mace-128-L1_epoch-199.model",
+        layer="first",
+        dim=128,
+        label="MACE-MP-0 M",
+    ),
+    "mace-mp-0-large": dict(
+        family="mace",
+        source="large",
+        url=f"{_MACE}/mace_mp_0/MACE_MPtrj_2022.9.model",
+        layer="first",
+        dim=128,
+        label="MACE-MP-0 L",
+    ),
+    "mace-omat-0-medium": dict(
+        family="mace",
+        source="medium-omat-0",
+        url=f"{_MACE}/mace_omat_0/mace-omat-0-medium.model",
+        layer="first",
+        dim=128,
+        label="MACE-OMAT",
+    ),
+    "7net-omat": dict(
+        family="sevenn",
+        source="7net-omat",
+        url=f"{_SEVENN}/v0.11.0.cp/checkpoint_sevennet_omat.pth",
+        dim=128,
+        label="SevenNet-OMAT",
+    ),
     "orb-v3-conservative-inf-omat": dict(
-        family="orb", source="orb_v3_conservative_inf_omat", dim=256, label="Orb-v3 cons."
+        family="orb",
+        source="orb_v3_conservative_inf_omat",
+        url=f"{_ORB}/orb-v3-conservative-inf-omat-20250404.ckpt",
+        architecture="orb_v3_conservative_inf_omat",
+        dim=256,
+        label="Orb-v3 cons.",
     ),
     "orb-v3-direct-inf-omat": dict(
-        family="orb", source="orb_v3_direct_inf_omat", dim=256, label="Orb-v3 direct"
+        family="orb",
+        source="orb_v3_direct_inf_omat",
+        url=f"{_ORB}/orb-v3-direct-inf-omat-20250404.ckpt",
+        architecture="orb_v3_direct_inf_omat",
+        dim=256,
+        label="Orb-v3 direct",
     ),
     # --- real checkpoints bundled in the sevenn wheel (run offline) ---
     "7net-0": dict(family="sevenn", source="7net-0", dim=128, label="7net-0", offline=True),
@@ -75,7 +123,7 @@ MODELS: dict[str, dict] = {
 }
 
 #: keys a config may override per model (``model_options: {name: {key: value}}``)
-OVERRIDABLE = ("source", "seed", "layer", "modal", "batch_atoms", "label")
+OVERRIDABLE = ("source", "sha256", "seed", "layer", "modal", "batch_atoms", "label")
 
 
 class ConfigError(ValueError):
@@ -105,3 +153,28 @@ def resolve(name: str, options: dict | None = None) -> dict:
         spec[key] = value
     spec["name"] = name
     return spec
+
+
+def weights_plan(spec: dict, cache_dir) -> tuple[str | None, str | None]:
+    """Where a model's weights come from: (url to fetch or None, local file or None).
+
+    - untrained (``source: random``) and wheel-bundled (``offline``) models need no file: (None, None)
+    - a URL source, or the registry key with its official ``url``: fetched once into
+      ``<cache_dir>/<model>/<file name>``: (url, that path)
+    - any other source is a local file the user provides: (None, source)
+    """
+    from pathlib import PurePosixPath
+    from urllib.parse import urlsplit
+
+    source = str(spec.get("source", ""))
+    default = MODELS.get(spec.get("name", ""), {}).get("source")
+    if source == "random" or (spec.get("offline") and source == default):
+        return None, None
+    if "://" in source:
+        url = source
+    elif source == default and spec.get("url"):
+        url = spec["url"]
+    else:
+        return None, source
+    name = PurePosixPath(urlsplit(url).path).name or "weights"
+    return url, f"{str(cache_dir).rstrip('/')}/{spec['name']}/{name}"

@@ -15,7 +15,7 @@ SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 sys.path.insert(0, str(SRC))
 
 from platonic_mlip.config import model_specs, unknown_keys
-from platonic_mlip.models import FAMILIES, ConfigError
+from platonic_mlip.models import FAMILIES, ConfigError, weights_plan
 
 if (
     not workflow.overwrite_configfiles
@@ -39,6 +39,10 @@ ANCHOR_SETS = config["anchors"]["sets"]
 PRIMARY_ANCHORS = ANCHOR_SETS[0]
 LABELS = json.dumps({m: s.get("label", m) for m, s in MODELS.items()})
 FIG_FORMATS = ("png", "pdf")
+
+WEIGHTS = config["weights"]["cache_dir"]
+if not Path(WEIGHTS).is_absolute():
+    WEIGHTS = str(ROOT / WEIGHTS)  # shared by every run of this checkout
 
 USE_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
 VENVS = Path(config["envs"]["venv_dir"])
@@ -74,6 +78,25 @@ def structures_source():
     if "://" in src or Path(src).is_absolute() or Path(src).exists():
         return src
     return str(ROOT / src)  # paths in configs are relative to the repository
+
+
+def weights_of(model):
+    """(url or None, local weights file or None) of a model; see platonic_mlip.models.weights_plan."""
+    return weights_plan(MODELS[model], WEIGHTS)
+
+
+def weights_input(wc):
+    path = weights_of(wc.model)[1]
+    return [path] if path else []
+
+
+def embed_options(wc):
+    """model_options of a model, with its weights file as the source when it has one."""
+    options = dict(config["model_options"].get(wc.model, {}))
+    path = weights_of(wc.model)[1]
+    if path:
+        options["source"] = path
+    return json.dumps(options)
 
 
 def shard_ids():

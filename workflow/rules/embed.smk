@@ -9,6 +9,7 @@ for _family in FAMILIES:
             f"embed_{_family}"
         input:
             structures=rules.parse_structures.output.structures,
+            weights=weights_input,
         output:
             npy=f"{RUN}/embeddings/shards/{{model}}/{{shard}}.npy",
             meta=f"{RUN}/embeddings/shards/{{model}}/{{shard}}.json",
@@ -29,7 +30,7 @@ for _family in FAMILIES:
         params:
             py=python_for(_family),
             script=f"{SCRIPTS}/embed.py",
-            options=lambda wc: json.dumps(config["model_options"].get(wc.model, {})),
+            options=embed_options,
             device=config["embed"]["device"],
             batch_atoms=config["embed"]["batch_atoms"],
             shard_structures=config["embed"]["shard_structures"] or 0,

@@ -13,6 +13,7 @@ import json
 import platform
 import sys
 import time
+from pathlib import Path
 
 import _paths  # noqa: F401
 import numpy as np
@@ -56,6 +57,15 @@ def main(argv=None):
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    source, want = str(spec.get("source", "")), spec.get("sha256")
+    if want and "://" not in source and Path(source).is_file():
+        # weights (MACE: Python pickles) are opened only when their digest matches the config
+        got = sha256_of(source)
+        if got.lower() != want.lower():
+            raise SystemExit(
+                f"ERROR: weights file {source} of model {args.model!r} has sha256 {got}, but config key "
+                f"'model_options.{args.model}.sha256' says {want}; refusing to load it"
+            )
     batch_atoms = int(spec.get("batch_atoms") or args.batch_atoms)
     with np.load(args.structures) as z:
         n_atoms_all = z["n_atoms"]
