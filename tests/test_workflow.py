@@ -535,3 +535,73 @@ def test_tampered_weights_file_is_not_loaded(tmp_path, random_mace_checkpoint):
     assert res.returncode != 0
     log = (tmp_path / "results" / "t" / "logs" / "embed" / "mace-mp-0-small" / "0000.log").read_text()
     assert "refusing to load" in log and "model_options.mace-mp-0-small.sha256" in log
+
+
+# code run in a family environment to save a checkpoint of a random-initialised architecture
+RANDOM_CHECKPOINT = {
+    "sevenn": (
+        "7net-omat",
+        "ckpt.pth",
+        "import sys, torch\n"
+        "from sevenn.util import load_checkpoint\n"
+        "from platonic_mlip.embed.sevenn import load\n"
+        "from platonic_mlip.models import resolve\n"
+        "emb = load(resolve('dummy-7net-0'), torch.device('cpu'))\n"
+        "model = next(v for v in vars(emb).values() if isinstance(v, torch.nn.Module))\n"
+        "cp = load_checkpoint('7net-0')\n"
+        "path = getattr(cp, 'checkpoint_path', None) or cp._checkpoint_path\n"
+        "raw = torch.load(path, map_location='cpu', weights_only=False)\n"
+        "raw['model_state_dict'] = model.state_dict()\n"
+        "torch.save(raw, sys.argv[1])\n",
+    ),
+    "orb": (
+        "orb-v3-direct-inf-omat",
+        "ckpt.ckpt",
+        "import sys, torch\n"
+        "from platonic_mlip.embed.orb import build_random_model\n"
+        "torch.save(build_random_model('orb_v3_direct_inf_omat', 0).state_dict(), sys.argv[1])\n",
+    ),
+}
+
+
+@pytest.mark.parametrize("family", sorted(RANDOM_CHECKPOINT))
+def test_fetched_checkpoint_of_each_family_is_embedded(tmp_path, http_server, family):
+    import hashlib
+
+    py = require_env(family)
+    model, filename, code = RANDOM_CHECKPOINT[family]
+    served, url, _, _ = http_server
+    res = subprocess.run(
+        [str(py), "-c", code, str(served / filename)], capture_output=True, text=True, timeout=300
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    digest = hashlib.sha256((served / filename).read_bytes()).hexdigest()
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        run_name="c",
+        **{
+            "structures.limit": 4,
+            "models": [model, "7net-0"],
+            "anchors.reference_model": "7net-0",
+            "model_options": {model: {"source": f"{url}/{filename}", "sha256": digest}},
+            "weights.cache_dir": str(tmp_path / "weights"),
+        },
+    )
+    res = snakemake(
+        "--cores",
+        "2",
+        "--configfile",
+        str(cfg),
+        "--directory",
+        str(tmp_path),
+        f"results/c/embeddings/{model}.json",
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (tmp_path / "weights" / model / filename).exists()
+    meta = json.loads((tmp_path / "results" / "c" / "embeddings" / f"{model}.json").read_text())
+    assert meta["weights_sha256"] == digest
+    emb = np.load(tmp_path / "results" / "c" / "embeddings" / f"{model}.npy")
+    assert emb.shape[1] == MODEL_DIMS[family] and np.isfinite(emb).all()
+
+
+MODEL_DIMS = {"sevenn": 128, "orb": 256, "mace": 128}
