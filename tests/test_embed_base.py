@@ -95,3 +95,13 @@ def test_wrong_row_count_is_caught():
     atoms, ids = structures([2, 2])
     with pytest.raises(ValueError, match="expected"):
         embed_structures(Short(), atoms, ids, progress=False)
+
+
+def test_cpu_allocator_tuning_is_idempotent_and_can_be_disabled(monkeypatch):
+    from platonic_mlip.embed.base import tune_cpu_allocator
+
+    first = tune_cpu_allocator()
+    assert first is None or all(first.values())
+    assert tune_cpu_allocator() == first
+    monkeypatch.setenv("PLATONIC_NO_MALLOPT", "1")
+    assert tune_cpu_allocator() is None

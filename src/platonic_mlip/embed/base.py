@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -46,7 +47,44 @@ class Embedder(ABC):
 def load_embedder(spec: dict, device: str = "auto") -> Embedder:
     """Load the model described by ``spec`` with its family's loader (``platonic_mlip.embed.<family>``)."""
     module = importlib.import_module(f"platonic_mlip.embed.{spec['family']}")
-    return module.load(spec, resolve_device(device))
+    dev = resolve_device(device)
+    if dev.type == "cpu":
+        tune_cpu_allocator()
+    return module.load(spec, dev)
+
+
+# glibc mallopt parameters: keep freed heap memory for reuse instead of mmap/munmap per large tensor
+_MALLOPT = {
+    "M_TRIM_THRESHOLD": (-1, 1 << 30),
+    "M_TOP_PAD": (-2, 256 << 20),
+    "M_MMAP_THRESHOLD": (-3, 32 << 20),
+}
+
+
+def tune_cpu_allocator() -> dict | None:
+    """Make glibc reuse freed large blocks instead of mmap/munmap per tensor.
+
+    MLIP forward passes on CPU allocate per-edge tensors of tens to hundreds of MB; glibc serves them
+    with fresh ``mmap`` calls and returns them at ``free``, so each batch pays page faults again (half
+    the time of a SevenNet forward on CPU). Raising the mmap threshold and keeping freed memory costs up
+    to ~1 GB of resident memory and never changes results. Process-wide; set PLATONIC_NO_MALLOPT=1 to
+    skip it.
+
+    Returns {option: accepted} or None where it does not apply (not glibc, or PLATONIC_NO_MALLOPT=1).
+    """
+    import ctypes
+    import ctypes.util
+    import platform
+
+    if os.environ.get("PLATONIC_NO_MALLOPT") == "1" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # pragma: no cover
+        return None
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    return {name: bool(mallopt(param, value)) for name, (param, value) in _MALLOPT.items()}
 
 
 def resolve_device(device: str = "auto"):

@@ -13,6 +13,15 @@ Imported only inside the sevenn environment. Sources (``spec["source"]``):
 Fast path: sevenn's graph builder (``unlabeled_atoms_to_graph``, the one its ASE calculator uses), a
 torch_geometric batch, then the model's modules in order, stopping before ``reduce_input_to_hidden``:
 no force/stress module runs and no tensor requires grad.
+
+CPU allocator: SevenNet's convolutions build per-edge tensors of tens to hundreds of MB for a batch of a
+few hundred atoms. glibc serves such blocks with fresh ``mmap`` calls and returns them at ``free``, so every
+forward pays page faults on all of that memory again (profiled: about as much system time as compute, and
+the reason small batches looked faster on CPU). ``load`` on a CPU device therefore raises glibc's mmap
+threshold to its maximum (32 MB) and keeps freed heap memory for reuse (``mallopt`` M_MMAP_THRESHOLD,
+M_TRIM_THRESHOLD, M_TOP_PAD via ``base.tune_cpu_allocator``; process-wide, glibc only, no effect on
+results; set ``PLATONIC_NO_MALLOPT=1`` to skip it). The cost: the process keeps up to ~1 GB of freed
+memory.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from platonic_mlip.embed.base import Embedder, UnsupportedElementsError
+from platonic_mlip.embed.base import Embedder, UnsupportedElementsError, tune_cpu_allocator
 
 FEATURE_MODULE = "reduce_input_to_hidden"
 LAYER_ALIASES = (None, "readout_input", FEATURE_MODULE, "input of reduce_input_to_hidden")
@@ -349,4 +358,6 @@ def load(spec: dict, device) -> SevenNetEmbedder:
 
     if not isinstance(device, torch.device):
         device = torch.device(device)
+    if device.type == "cpu":
+        tune_cpu_allocator()  # idempotent; load_embedder already did it for workflow jobs
     return SevenNetEmbedder(spec, device)
