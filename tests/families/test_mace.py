@@ -108,10 +108,60 @@ def test_fast_path_equals_get_descriptors(layer, small8, reference, from_file):
     if layer == "last":
         ref = ref[:, -DIM:]
     assert emb.dim == {"first": DIM, "last": DIM, "all": 2 * DIM}[layer]
+    # the fast path stops after the blocks the layer needs: block 1 of 2 for "first"
+    assert emb.route == "truncated"
+    assert emb.n_blocks == {"first": 1, "last": 2, "all": 2}[layer]
     assert got.dtype == np.float32
     assert got.shape == ref.shape == (sum(len(a) for a in atoms), emb.dim)
     np.testing.assert_allclose(got, ref, atol=1e-5, rtol=0)
     assert np.abs(ref).max() > 1e-3  # not trivially zero
+
+
+def test_truncated_route_runs_only_needed_blocks(small8, from_file):
+    emb = from_file["first"]
+    calls, handles = [], []
+    for name in ("interactions", "products", "readouts"):
+        for i, block in enumerate(getattr(emb.model, name)):
+            handles.append(block.register_forward_hook(lambda *_, n=name, i=i: calls.append((n, i))))
+    try:
+        feats = emb.node_feats(small8[:2])
+        assert sorted(calls) == [("interactions", 0), ("products", 0)]
+        assert feats.shape[1] == DIM  # only layer 1's node features (128x0e)
+        calls.clear()
+        emb.node_feats(small8[:2], full_model=True)
+        assert ("interactions", 1) in calls and ("readouts", 0) in calls
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@pytest.mark.parametrize("layer", fam.LAYERS)
+def test_truncated_route_equals_full_model(layer, structures, from_file):
+    """The truncated forward equals slicing the whole model's node_feats (the previous fast path)."""
+    emb = from_file[layer]
+    atoms = structures[0][:10]
+    got = emb.embed_batch(atoms)
+    full = emb.embed_batch(atoms, _full_model=True)
+    assert got.shape == full.shape == (sum(len(a) for a in atoms), emb.dim)
+    np.testing.assert_allclose(got, full, atol=1e-6, rtol=0)
+
+
+def test_unknown_model_class_falls_back_to_full_model(model_file, small8, caplog):
+    from mace.modules.models import ScaleShiftMACE
+
+    class OtherMACE(ScaleShiftMACE):  # a subclass may override forward: no truncated route
+        pass
+
+    model = torch.load(model_file, weights_only=False)
+    model.__class__ = OtherMACE
+    with caplog.at_level("INFO", logger=fam.__name__):
+        emb = fam.MACEEmbedder(_spec(layer="first"), torch.device("cpu"), model, "test", None)
+    assert emb.route == "full"
+    assert "OtherMACE" in caplog.text and "whole model" in caplog.text
+    assert emb.info()["forward_route"].startswith("whole model")
+    ref = fam.load(_spec(source=str(model_file), layer="first"), torch.device("cpu"))
+    atoms = small8[:3]
+    np.testing.assert_allclose(emb.embed_batch(atoms), ref.embed_batch(atoms), atol=1e-6, rtol=0)
 
 
 def test_layers_are_consistent(small8, from_file):

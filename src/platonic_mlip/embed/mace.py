@@ -8,9 +8,15 @@ Which features (``spec["layer"]``), as ``MACECalculator.get_descriptors(invarian
 ``all``    every layer's l=0 features concatenated, first layer first (``num_layers=-1``)
 
 Fast path: a list of ``ase.Atoms`` becomes one mace graph batch (``config_from_atoms`` ->
-``AtomicData.from_config`` -> ``torch_geometric.Batch.from_data_list``, as the calculator builds its batch),
-the model runs once with ``compute_force=False`` (no stress, no virials) under ``torch.no_grad``, and the
-invariant columns of ``node_feats`` are cut out with mace's own ``extract_invariant``, exactly as
+``AtomicData.from_config`` -> ``torch_geometric.Batch.from_data_list``, as the calculator builds its batch)
+and, under ``torch.no_grad``, only the blocks the layer needs run: for ``MACE`` and ``ScaleShiftMACE``
+(mace_mp checkpoints, the random controls) the model's own submodules are called in the order and with the
+arguments of its ``forward`` (``prepare_graph`` -> ``node_embedding`` (+ ``joint_embedding`` where present),
+``spherical_harmonics``, ``radial_embedding`` -> ``interactions[i]`` + ``products[i]``), stopping after block
+1 for ``first`` and after the last block for ``last``/``all``; atomic energies, pair repulsion, readouts,
+scale/shift and energy sums (which never feed the node features) are skipped. Other model classes (their
+forward may differ, e.g. mace's ``MACELES``) run the whole model with ``compute_force=False`` instead, with a
+logged reason. Either way the invariant columns are cut out with mace's own ``extract_invariant``, exactly as
 ``get_descriptors`` does. The calculator route computes forces as well; the features are the same.
 
 Sources (``spec["source"]``): a key of mace's ``mace_mp_urls`` table (``small``, ``medium``, ``large``,
@@ -25,6 +31,7 @@ hyperparameters (``RANDOM_ARCHITECTURES["small"]``), initialised under ``torch.m
 
 from __future__ import annotations
 
+import logging
 import os
 import urllib.parse
 from collections.abc import Sequence
@@ -69,6 +76,8 @@ RANDOM_ARCHITECTURES: dict[str, dict] = {
         atomic_inter_shift=0.0,
     ),
 }
+
+log = logging.getLogger(__name__)
 
 LAYERS = ("first", "last", "all")
 WEIGHTS_ENV = "PLATONIC_WEIGHTS_DIR"
@@ -205,6 +214,22 @@ def build_random_model(architecture: str = "small", seed: int = 0):
     return model.float()
 
 
+def _truncation_unsupported(model) -> str | None:
+    """None when the truncated route reproduces ``model``'s forward, else why it may not."""
+    from mace.modules.models import MACE, ScaleShiftMACE
+
+    # exact classes only: subclasses (mace's MACELES, PolarMACE, ...) override forward
+    if type(model) not in (MACE, ScaleShiftMACE):
+        return f"model class {type(model).__module__}.{type(model).__qualname__} has no truncated route"
+    needed = ("node_embedding", "spherical_harmonics", "radial_embedding", "interactions", "products")
+    missing = [a for a in needed if not hasattr(model, a)]
+    if missing:
+        return f"model lacks {', '.join(missing)}"
+    if len(model.interactions) != len(model.products) or len(model.products) != int(model.num_interactions):
+        return "interactions, products and num_interactions disagree"
+    return None
+
+
 def _pick_head(model, requested: str | None) -> str:
     heads = list(getattr(model, "heads", None) or ["Default"])
     if requested is not None:
@@ -261,6 +286,14 @@ class MACEEmbedder(Embedder):
         self.num_inv = irreps_out.dim // (self.l_max + 1) ** 2
         n_layers = {"first": 1, "last": 1, "all": self.num_interactions}[layer]
         self.dim = self.num_inv * n_layers
+        # interaction/product blocks the layer needs (the rest of the model is skipped on the truncated route)
+        self.n_blocks = 1 if layer == "first" else self.num_interactions
+        reason = _truncation_unsupported(model)
+        self.route = "truncated" if reason is None else "full"
+        if reason is not None:
+            log.info(
+                "MACE model %r: running the whole model for its features (%s)", spec.get("name", "?"), reason
+            )
 
     # -- Embedder interface ------------------------------------------------------------------------------
     def supported_numbers(self) -> set[int]:
@@ -287,14 +320,21 @@ class MACEEmbedder(Embedder):
             ]
         return torch_geometric.Batch.from_data_list(graphs).to(self.device)
 
-    def node_feats(self, atoms_list: Sequence):
-        """Raw ``node_feats`` (all layers, all irreps) of the batch, forward pass only."""
+    def node_feats(self, atoms_list: Sequence, full_model: bool = False):
+        """Raw ``node_feats`` (all irreps, layers concatenated) of the batch, forward pass only.
+
+        On the truncated route only the first ``n_blocks`` layers are computed (the columns of the later
+        layers are absent); ``full_model=True`` (or a model class without the truncated route) runs the whole
+        model with ``compute_force=False`` and returns every layer.
+        """
         import torch
 
-        batch = self.to_batch(atoms_list)
+        data = self.to_batch(atoms_list).to_dict()
         with torch.no_grad():
+            if self.route == "truncated" and not full_model:
+                return self._truncated_node_feats(data, self.n_blocks)
             out = self.model(
-                batch.to_dict(),
+                data,
                 training=False,
                 compute_force=False,
                 compute_virials=False,
@@ -302,6 +342,41 @@ class MACEEmbedder(Embedder):
                 compute_displacement=False,
             )
         return out["node_feats"]
+
+    def _truncated_node_feats(self, data: dict, n_blocks: int):
+        """The feature part of ``MACE.forward`` / ``ScaleShiftMACE.forward`` (mace-torch 0.3.16), stopped
+        after ``products[n_blocks - 1]``: the same calls with the same arguments, without the energy terms."""
+        import torch
+        from mace.modules.utils import prepare_graph
+
+        model = self.model
+        ctx = prepare_graph(data, compute_virials=False, compute_stress=False, compute_displacement=False)
+        interaction_kwargs = ctx.interaction_kwargs
+        node_attrs = data["node_attrs"]
+        node_feats = model.node_embedding(node_attrs)
+        edge_attrs = model.spherical_harmonics(ctx.vectors)
+        edge_feats, cutoff = model.radial_embedding(
+            ctx.lengths, node_attrs, data["edge_index"], model.atomic_numbers
+        )
+        if hasattr(model, "joint_embedding"):
+            embedding_features = {name: data[name] for name in model.embedding_specs}
+            node_feats = node_feats + model.joint_embedding(data["batch"], embedding_features)
+        feats = []
+        for i in range(n_blocks):
+            node_feats, sc = model.interactions[i](
+                node_attrs=node_attrs,
+                node_feats=node_feats,
+                edge_attrs=edge_attrs,
+                edge_feats=edge_feats,
+                edge_index=data["edge_index"],
+                cutoff=cutoff,
+                first_layer=(i == 0),
+                lammps_class=interaction_kwargs.lammps_class,
+                lammps_natoms=interaction_kwargs.lammps_natoms,
+            )
+            node_feats = model.products[i](node_feats=node_feats, sc=sc, node_attrs=node_attrs)
+            feats.append(node_feats)
+        return torch.cat(feats, dim=-1)
 
     def select(self, node_feats):
         from mace.modules.utils import extract_invariant
@@ -312,12 +387,12 @@ class MACEEmbedder(Embedder):
             inv = inv[:, -self.num_inv :]
         return inv
 
-    def embed_batch(self, atoms_list: Sequence) -> np.ndarray:
+    def embed_batch(self, atoms_list: Sequence, _full_model: bool = False) -> np.ndarray:
         import torch
 
         if len(atoms_list) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        feats = self.select(self.node_feats(atoms_list))
+        feats = self.select(self.node_feats(atoms_list, full_model=_full_model))
         return feats.detach().to("cpu", torch.float32).numpy()
 
     def info(self) -> dict:
@@ -346,6 +421,11 @@ class MACEEmbedder(Embedder):
             "dtype": str(self.dtype).replace("torch.", ""),
             "head": self.head,
             "model_class": type(self.model).__name__,
+            "forward_route": (
+                f"truncated after interaction/product block {self.n_blocks} (no readouts)"
+                if self.route == "truncated"
+                else "whole model, compute_force=False"
+            ),
             "hidden_irreps": str(self.model.products[0].linear.irreps_out),
             "r_max": self.r_max,
             "num_interactions": self.num_interactions,
