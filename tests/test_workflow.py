@@ -19,6 +19,11 @@ def snakemake(*args, cwd=ROOT, timeout=900):
     return subprocess.run([*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
+def run_config(cfg, workdir, *targets, cores=1):
+    """Run the workflow with config file ``cfg`` in ``workdir`` (results go to ``workdir/results``)."""
+    return snakemake("--cores", str(cores), "--configfile", str(cfg), "--directory", str(workdir), *targets)
+
+
 def write_config(path: Path, **changes):
     cfg = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
     cfg["envs"] = {"venv_dir": str(venv_python("analysis").parents[2])}  # honour $PLATONIC_VENVS
@@ -111,7 +116,7 @@ def e2e(tmp_path_factory):
             "figures.dpi": 60,
         },
     )
-    res = snakemake("--cores", "2", "--configfile", str(cfg), "--directory", str(work))
+    res = run_config(cfg, work, cores=2)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
     return work / "results" / "slice"
 
@@ -208,15 +213,7 @@ def test_bad_cif_stops_the_run_naming_the_material(tmp_path, sample_csv):
             "structures.expected_atoms": None,
         },
     )
-    res = snakemake(
-        "--cores",
-        "1",
-        "--configfile",
-        str(cfg),
-        "--directory",
-        str(tmp_path),
-        "results/bad/structures/atoms.csv",
-    )
+    res = run_config(cfg, tmp_path, "results/bad/structures/atoms.csv")
     assert res.returncode != 0
     log = (tmp_path / "results" / "bad" / "logs" / "parse_structures.log").read_text()
     assert body[2][header.index("material_id")] in log and "data row 3" in log
@@ -225,15 +222,7 @@ def test_bad_cif_stops_the_run_naming_the_material(tmp_path, sample_csv):
 
 def test_count_mismatch_names_the_config_key(tmp_path):
     cfg = write_config(tmp_path / "c.yaml", run_name="c", **{"structures.expected_atoms": 9046})
-    res = snakemake(
-        "--cores",
-        "1",
-        "--configfile",
-        str(cfg),
-        "--directory",
-        str(tmp_path),
-        "results/c/structures/atoms.csv",
-    )
+    res = run_config(cfg, tmp_path, "results/c/structures/atoms.csv")
     assert res.returncode != 0
     log = (tmp_path / "results" / "c" / "logs" / "parse_structures.log").read_text()
     assert "structures.expected_atoms" in log and "9047" in log
@@ -340,7 +329,7 @@ def test_sharded_embeddings_equal_an_unsharded_run(tmp_path):
             },
         )
         targets = [f"results/{name}/embeddings/{m}.json" for m in models]
-        res = snakemake("--cores", "2", "--configfile", str(cfg), "--directory", str(tmp_path), *targets)
+        res = run_config(cfg, tmp_path, *targets, cores=2)
         assert res.returncode == 0, res.stderr[-4000:]
         out[name] = tmp_path / "results" / name / "embeddings"
     for m in models:
@@ -402,7 +391,7 @@ def test_unsupported_elements_fail_or_skip(tmp_path, sample_csv, policy):
             "figures.dpi": 50,
         },
     )
-    res = snakemake("--cores", "2", "--configfile", str(cfg), "--directory", str(tmp_path))
+    res = run_config(cfg, tmp_path, cores=2)
     run = tmp_path / "results" / "po"
     if policy == "fail":
         assert res.returncode != 0
@@ -468,7 +457,7 @@ def test_weights_are_fetched_once_verified_and_used_offline(tmp_path, http_serve
             },
         )
         out = f"results/{name}/embeddings/mace-mp-0-small.{target}"
-        return snakemake("--cores", "1", "--configfile", str(cfg), "--directory", str(tmp_path), out)
+        return run_config(cfg, tmp_path, out)
 
     # 1. a wrong checksum: the fetch job fails, nothing lands in the cache, no embedding job runs
     res = run("badsum", "0" * 64)
@@ -523,15 +512,7 @@ def test_tampered_weights_file_is_not_loaded(tmp_path, random_mace_checkpoint):
             "model_options": {"mace-mp-0-small": {"source": str(tampered), "sha256": good}},
         },
     )
-    res = snakemake(
-        "--cores",
-        "1",
-        "--configfile",
-        str(cfg),
-        "--directory",
-        str(tmp_path),
-        "results/t/embeddings/mace-mp-0-small.json",
-    )
+    res = run_config(cfg, tmp_path, "results/t/embeddings/mace-mp-0-small.json")
     assert res.returncode != 0
     log = (tmp_path / "results" / "t" / "logs" / "embed" / "mace-mp-0-small" / "0000.log").read_text()
     assert "refusing to load" in log and "model_options.mace-mp-0-small.sha256" in log
@@ -587,15 +568,7 @@ def test_fetched_checkpoint_of_each_family_is_embedded(tmp_path, http_server, fa
             "weights.cache_dir": str(tmp_path / "weights"),
         },
     )
-    res = snakemake(
-        "--cores",
-        "2",
-        "--configfile",
-        str(cfg),
-        "--directory",
-        str(tmp_path),
-        f"results/c/embeddings/{model}.json",
-    )
+    res = run_config(cfg, tmp_path, f"results/c/embeddings/{model}.json", cores=2)
     assert res.returncode == 0, res.stderr[-3000:]
     assert (tmp_path / "weights" / model / filename).exists()
     meta = json.loads((tmp_path / "results" / "c" / "embeddings" / f"{model}.json").read_text())
