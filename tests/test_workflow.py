@@ -310,8 +310,11 @@ def test_missing_family_environment_stops_before_any_job(tmp_path):
 
 
 def test_sharded_embeddings_equal_an_unsharded_run(tmp_path):
-    """Shards snap to global batch boundaries, so the gathered matrix is bit-identical (even for
-    7net-l3i5, whose float32 output depends on batch composition)."""
+    """Shards snap to global batch boundaries, so a sharded run computes exactly the forward batches of
+    an unsharded one (checked exactly) and the gathered matrix equals the unsharded one. The features
+    are compared to 1e-6: identical batches give identical bits on this machine, but a CI machine once
+    differed by 4e-7 between two processes (float32 BLAS kernels), while a batch split differently
+    moves 7net-l3i5's features by about 1e-5."""
     require_env("sevenn")
     require_env("mace")
     models = ["7net-l3i5", "dummy-mace-mp-0-small"]
@@ -335,8 +338,10 @@ def test_sharded_embeddings_equal_an_unsharded_run(tmp_path):
     for m in models:
         whole, sharded = np.load(out["whole"] / f"{m}.npy"), np.load(out["sharded"] / f"{m}.npy")
         assert whole.shape == sharded.shape
-        np.testing.assert_array_equal(whole, sharded)
         meta = json.loads((out["sharded"] / f"{m}.json").read_text())
+        meta_whole = json.loads((out["whole"] / f"{m}.json").read_text())
+        assert meta["batches"] == meta_whole["batches"] and len(meta["batches"]) > 5
+        np.testing.assert_allclose(sharded, whole, rtol=0, atol=1e-6)
         assert meta["n_shards"] == 5  # ceil(30 / 7)
         ranges = [s["structure_range"] for s in meta["shards"]]
         assert ranges[0][0] == 0 and ranges[-1][1] == 30

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
 from pathlib import Path
+
+# MKL's conditional numerical reproducibility: the same batch gives the same bits whatever the memory
+# alignment of its buffers (set before torch loads MKL; a user's own MKL_CBWR wins)
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
 import _paths  # noqa: F401
 import numpy as np
@@ -135,6 +140,7 @@ def main(argv=None):
         if device.type == "cuda"
         else platform.processor() or platform.machine(),
         "torch_threads": torch.get_num_threads(),
+        "mkl_cbwr": os.environ.get("MKL_CBWR"),
         "structures_file": args.structures,
         "structures_sha256": sha256_of(args.structures),
         "load_time_s": load_s,
@@ -142,6 +148,8 @@ def main(argv=None):
         **stats,
         **info,
     }
+    # batch ranges in global structure indices, so shards of one run can be checked against another
+    meta["batches"] = [[rng.start + a, rng.start + b] for a, b in stats.get("batches", [])]
     save_npy(args.out_npy, feats)
     write_json(args.out_json, meta)  # written last: the pair is complete only when both exist
     print(f"{args.model} shard {args.shard}: {feats.shape} in {stats['wall_time_s']:.1f} s")

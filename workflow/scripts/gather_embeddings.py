@@ -63,6 +63,7 @@ def main(argv=None):
         "n_atoms_embedded": embedded,
         "n_atoms_skipped": int(mask.sum()),
         "n_batches": sum(m["n_batches"] for m in metas),
+        "batches": [b for m in metas for b in m.get("batches", [])],
         "wall_time_s": wall,
         "atoms_per_s": embedded / wall if wall > 0 else float("nan"),
         "load_time_s": sum(m["load_time_s"] for m in metas),

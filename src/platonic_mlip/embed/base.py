@@ -177,6 +177,7 @@ def embed_structures(
     in ``skip`` are not computed and their rows are NaN; any other structure with an element the model
     lacks raises UnsupportedElementsError before the first batch. Raises ValueError naming the
     material_id when a batch yields NaN or infinite values, or a row count that does not match.
+    ``stats["batches"]`` lists the [start, stop) structure ranges of the forward batches.
     """
     import torch
 
@@ -235,6 +236,7 @@ def embed_structures(
         "n_atoms": total,
         "n_atoms_embedded": computed,
         "n_batches": len(batches),
+        "batches": [[b.start, b.stop] for b in batches],
         "batch_atoms": batch_atoms,
         "wall_time_s": wall,
         "atoms_per_s": computed / wall if wall > 0 else float("nan"),
