@@ -13,6 +13,7 @@ include: "workflow/rules/embed.smk"
 include: "workflow/rules/anchors.smk"
 include: "workflow/rules/project.smk"
 include: "workflow/rules/metrics.smk"
+include: "workflow/rules/elements.smk"
 include: "workflow/rules/figures.smk"
 
 

@@ -33,6 +33,9 @@ def write_config(path: Path, **changes):
         for p in parents:
             node = node.setdefault(p, {})
         node[last] = value
+    if "models" in changes and "anchors.reference_models" not in changes:
+        refs = cfg["anchors"].get("reference_models") or []
+        cfg["anchors"]["reference_models"] = [r for r in refs if r in cfg["models"]]
     path.write_text(yaml.safe_dump(cfg))
     return path
 
@@ -64,7 +67,17 @@ def test_paper_config_builds_the_whole_dag(tmp_path):
     assert counts["embed_mace"] == 5 * 14 and counts["embed_orb"] == 2 * 14 and counts["embed_sevenn"] == 14
     assert counts["gather_embeddings"] == 8
     assert counts["project"] == 16  # 8 models x 2 anchor sets
+    assert counts["anchor_sweep"] == 9  # K = 3 ... 400
     for rule in (
+        "reference_sensitivity",
+        "anchor_overlap",  # the full split: our DIRECT vs the published anchors
+        "fig2b_anchors_pca",
+        "fig3a_anchor_sweep",
+        "fig3b_platonic_pca_random",
+        "fig3c_platonic_pca_direct",
+        "element_embeddings",
+        "fig4e_element_pca",
+        "fig4f_element_similarity",
         "download_structures",
         "parse_structures",
         "select_anchors",
@@ -87,6 +100,9 @@ def test_paper_config_builds_the_whole_dag(tmp_path):
         ({"models": ["7net-0", "mace-mp-0-smal"]}, ["mace-mp-0-smal", "Known models", "mace-mp-0-small"]),
         ({"anchors.reference_model": "7net-l3i6"}, ["anchors.reference_model", "7net-l3i5"]),
         ({"model_options": {"7net-0": {"modall": "x"}}}, ["modall"]),
+        ({"anchors.reference_models": ["7net-l3i6"]}, ["anchors.reference_models", "7net-l3i5"]),
+        ({"anchors.sets": ["direct", "published"]}, ["anchors.sets", "282,847", "structures.expected_atoms"]),
+        ({"anchors.sweep.k": [1]}, ["sweep", "1"]),
     ],
 )
 def test_bad_config_stops_before_any_job(tmp_path, changes, expect):
@@ -112,6 +128,9 @@ def e2e(tmp_path_factory):
             "models": ["7net-0", "dummy-mace-mp-0-small"],
             "anchors.k": 12,
             "anchors.reference_model": "7net-0",
+            "anchors.reference_models": ["dummy-mace-mp-0-small"],
+            "anchors.sweep.k": [3, 12],
+            "anchors.sweep.random_seeds": [0, 1],
             "metrics.n_sample": 150,
             "figures.dpi": 60,
         },
@@ -177,8 +196,60 @@ def test_e2e_pairwise_table(e2e):
     assert len(sample) == 150 and sample.atom_index.is_unique
 
 
+FIGURES = (
+    "fig1_pca",
+    "fig2b_anchors_pca",
+    "fig3a_anchor_sweep",
+    "fig3b_platonic_pca_random",
+    "fig3c_platonic_pca_direct",
+    "fig4a_mknn",
+    "fig4b_procrustes",
+    "fig4c_ot",
+    "fig4d_composite",
+    "fig4e_element_pca",
+    "fig4f_element_similarity",
+)
+
+
+def test_e2e_anchor_sweep_at_k_equals_the_main_pipeline(e2e):
+    """The sweep's K = anchors.k row (DIRECT, and random with anchors.random_seed) reproduces the
+    pairwise table computed from the stored Platonic matrices."""
+    pairwise = pd.read_csv(e2e / "metrics" / "pairwise.csv", keep_default_na=False)
+    sweep = pd.read_csv(e2e / "metrics" / "anchor_sweep" / "k12.csv")
+    assert set(sweep.method) == {"direct", "random"} and set(sweep[sweep.method == "random"].seed) == {0, 1}
+    key = ["model_a", "model_b", "metric"]
+    for method, seed in (("direct", -1), ("random", 0)):
+        main = pairwise[(pairwise.space == "platonic") & (pairwise.anchors == method)]
+        ours = sweep[(sweep.method == method) & (sweep.seed == seed)]
+        merged = main[key + ["value"]].merge(ours[key + ["value"]], on=key, suffixes=("_main", "_sweep"))
+        assert len(merged) == len(main) > 10
+        np.testing.assert_allclose(merged.value_sweep, merged.value_main.astype(float), rtol=1e-5, atol=1e-6)
+    other = sweep[(sweep.method == "random") & (sweep.seed == 1) & (sweep.metric == "ot_cost")]
+    same = sweep[(sweep.method == "random") & (sweep.seed == 0) & (sweep.metric == "ot_cost")]
+    assert not np.allclose(other.value, same.value)  # another seed, other anchors
+    summary = pd.read_csv(e2e / "metrics" / "anchor_sweep.csv")
+    assert set(summary.k) == {3, 12} and set(summary.method) == {"direct", "random"}
+    # one trained model only: the means fall back to the one pair with the control
+    assert set(summary.n_pairs) == {1} and set(summary.n_seeds) == {1, 2}
+
+
+def test_e2e_reference_sensitivity_and_elements(e2e):
+    summary = pd.read_csv(e2e / "metrics" / "reference_sensitivity_summary.csv")
+    assert set(summary.reference_model) == {"dummy-mace-mp-0-small"}
+    assert set(summary.primary_reference) == {"7net-0"}
+    assert {"mknn", "ot_cost", "procrustes_score"} <= set(summary.metric)
+    assert (summary.mean_abs_delta >= 0).all() and (summary.mean_abs_delta > 0).any()
+    atoms = pd.read_csv(e2e / "structures" / "atoms.csv")
+    with np.load(e2e / "elements" / "element_embeddings.npz") as z:
+        assert list(z["models"]) == ["7net-0", "dummy-mace-mp-0-small"]
+        np.testing.assert_array_equal(z["numbers"], np.unique(atoms.Z))
+        assert z["vectors_0"].shape == (atoms.Z.nunique(), 12) and int(z["counts"].sum()) == len(atoms)
+    corr = pd.read_csv(e2e / "elements" / "similarity_correlation.csv")
+    assert len(corr) == 3 and np.allclose(corr[corr.model_a == corr.model_b].correlation, 1.0)
+
+
 def test_e2e_figures(e2e):
-    for name in ("fig1_pca", "fig4a_mknn", "fig4b_procrustes", "fig4c_ot", "fig4d_composite"):
+    for name in FIGURES:
         for ext in ("png", "pdf"):
             f = e2e / "figures" / f"{name}.{ext}"
             assert f.exists() and f.stat().st_size > 1000, f

@@ -76,3 +76,77 @@ def indices_from_table(table, atoms) -> np.ndarray:
             raise KeyError(f"anchor (material_id {m}, atom {a}) is not in this dataset")
         out.append(key[(m, int(a))])
     return np.asarray(out, dtype=np.int64)
+
+
+#: atoms in the full MP-20 train split (27,136 structures), the array the published anchors index
+PAPER_N_ATOMS = 282_847
+
+
+def read_published(path) -> np.ndarray:
+    """Anchor atom indices from a text file: one integer per line, ``#`` comments and blank lines ignored.
+
+    Returns the (K,) int64 indices in file order. Raises ValueError naming the file and line of a
+    value that is not a non-negative integer, or of a repeated index.
+    """
+    from pathlib import Path
+
+    out, seen = [], set()
+    for n, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        if not text.isdigit():
+            raise ValueError(f"{path}, line {n}: {text!r} is not a non-negative atom index")
+        if int(text) in seen:
+            raise ValueError(f"{path}, line {n}: atom index {text} appears twice")
+        seen.add(int(text))
+        out.append(int(text))
+    if not out:
+        raise ValueError(f"{path}: no anchor indices")
+    return np.asarray(out, dtype=np.int64)
+
+
+def check_published(indices: np.ndarray, n_atoms: int, path="published anchors") -> None:
+    """The published indices point into the 282,847-atom full split; refuse any other atom table."""
+    if n_atoms != PAPER_N_ATOMS:
+        raise ValueError(
+            f"{path} index the full MP-20 train split ({PAPER_N_ATOMS:,} atoms); this run's atom "
+            f"table has {n_atoms:,} atoms (config keys 'structures.limit' / 'structures.source')"
+        )
+    if indices.min() < 0 or indices.max() >= n_atoms:
+        raise ValueError(f"{path}: index {int(indices.max())} is beyond the {n_atoms:,} atoms")
+
+
+def overlap_report(ours: np.ndarray, published: np.ndarray, atoms) -> dict:
+    """How our anchor selection compares with the published one, atom by atom and coarser.
+
+    ``ours`` and ``published`` are atom indices into ``atoms`` (the per-atom table). Reports the shared
+    atoms (exact index matches), shared structures (an anchor of each in the same structure) and the
+    overlap of their element multisets (sum over elements of the smaller count), each with the
+    fraction of the published set they cover.
+    """
+    ours, published = np.unique(ours), np.unique(published)
+    common = np.intersect1d(ours, published)
+    s_ours = set(atoms["structure_index"].to_numpy()[ours].tolist())
+    s_pub = set(atoms["structure_index"].to_numpy()[published].tolist())
+    e_ours = atoms["element"].to_numpy()[ours]
+    e_pub = atoms["element"].to_numpy()[published]
+    elements = sorted(set(e_ours) | set(e_pub))
+    count_ours = {e: int((e_ours == e).sum()) for e in elements}
+    count_pub = {e: int((e_pub == e).sum()) for e in elements}
+    shared_elements = sum(min(count_ours[e], count_pub[e]) for e in elements)
+    k = len(published)
+    return {
+        "n_ours": int(len(ours)),
+        "n_published": int(k),
+        "shared_atoms": int(len(common)),
+        "shared_atoms_fraction": len(common) / k,
+        "shared_atom_indices": common.tolist(),
+        "jaccard_atoms": len(common) / len(np.union1d(ours, published)),
+        "shared_structures": len(s_ours & s_pub),
+        "shared_structures_fraction": len(s_ours & s_pub) / len(s_pub),
+        "element_overlap": int(shared_elements),
+        "element_overlap_fraction": shared_elements / k,
+        "elements_ours": count_ours,
+        "elements_published": count_pub,
+    }

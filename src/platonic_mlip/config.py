@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 
+from .anchors import PAPER_N_ATOMS
 from .models import ConfigError, known_models, resolve
 
 
@@ -35,8 +36,9 @@ def unknown_keys(config: dict, schema: dict, prefix: str = "") -> list[str]:
 def model_specs(config: dict) -> dict[str, dict]:
     """Resolve ``config['models']`` with ``config['model_options']`` into {name: spec}.
 
-    Raises ConfigError for unknown models, duplicate names, options for models not in the run, and an
-    anchor reference model that is not one of the run's models.
+    Raises ConfigError for unknown models, duplicate names, options for models not in the run, an
+    anchor reference model that is not one of the run's models, and the ``published`` anchor set on
+    anything but the full MP-20 train split.
     """
     names = config["models"]
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -49,12 +51,30 @@ def model_specs(config: dict) -> dict[str, dict]:
                 f"config key 'model_options.{name}': {name!r} is not in 'models' ({', '.join(names)})"
             )
     specs = {n: resolve(n, options.get(n)) for n in names}
-    ref = config["anchors"]["reference_model"]
-    if ref not in specs:
-        close = difflib.get_close_matches(ref, names, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(
-            f"config key 'anchors.reference_model': {ref!r} is not one of the run's models{hint}; "
-            f"choose from {', '.join(names)}. All known models: {', '.join(known_models())}"
-        )
+    anchors = config["anchors"]
+    refs = [("anchors.reference_model", anchors["reference_model"])]
+    refs += [("anchors.reference_models", r) for r in anchors.get("reference_models") or []]
+    for key, ref in refs:
+        if ref not in specs:
+            close = difflib.get_close_matches(ref, names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"config key {key!r}: {ref!r} is not one of the run's models{hint}; "
+                f"choose from {', '.join(names)}. All known models: {', '.join(known_models())}"
+            )
+    if "published" in anchors["sets"]:
+        if not anchors.get("published"):
+            raise ConfigError("config key 'anchors.sets' lists 'published' but 'anchors.published' is empty")
+        if not is_full_split(config):
+            raise ConfigError(
+                "config key 'anchors.sets': the 'published' anchors index the full MP-20 train split "
+                f"({PAPER_N_ATOMS:,} atoms); set 'structures.expected_atoms: {PAPER_N_ATOMS}' and no "
+                "'structures.limit', or drop 'published'"
+            )
     return specs
+
+
+def is_full_split(config: dict) -> bool:
+    """Whether the run is declared to use the whole MP-20 train split (the published anchors' array)."""
+    st = config["structures"]
+    return st.get("expected_atoms") == PAPER_N_ATOMS and not st.get("limit")

@@ -23,6 +23,16 @@ def save_npy(path: str | Path, array: np.ndarray) -> None:
     tmp.replace(path)
 
 
+def save_npz(path: str | Path, **arrays) -> None:
+    """Write named arrays as an uncompressed ``.npz`` via a temporary file and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp(path)
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    tmp.replace(path)
+
+
 def write_text(path: str | Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ SCRIPTS = ROOT / "workflow" / "scripts"
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 sys.path.insert(0, str(SRC))
 
-from platonic_mlip.config import model_specs, unknown_keys
+from platonic_mlip.config import is_full_split, model_specs, unknown_keys
 from platonic_mlip.models import FAMILIES, ConfigError, weights_plan
 
 if (
@@ -33,11 +33,22 @@ try:
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
+
+wildcard_constraints:
+    model="[^/]+",
+
+
 RUN = f"results/{config['run_name']}"
 LOGS = f"{RUN}/logs"
 ANCHOR_SETS = config["anchors"]["sets"]
 PRIMARY_ANCHORS = ANCHOR_SETS[0]
 LABELS = json.dumps({m: s.get("label", m) for m, s in MODELS.items()})
+REFERENCE = config["anchors"]["reference_model"]
+# untrained controls (random weights): left out of the pair means of the anchor studies
+CONTROLS = [m for m, s in MODELS.items() if s.get("source") == "random"]
+SWEEP_K = config["anchors"]["sweep"]["k"]
+OTHER_REFERENCES = [r for r in config["anchors"]["reference_models"] if r != REFERENCE]
+FULL_SPLIT = is_full_split(config)
 FIG_FORMATS = ("png", "pdf")
 
 WEIGHTS = config["weights"]["cache_dir"]
@@ -152,9 +163,46 @@ FIG4 = {
 }
 
 
+#: paper Fig. 3b/c: PCA of the Platonic embeddings under each anchor set
+FIG3_PCA = {
+    "fig3b_platonic_pca_random": "random",
+    "fig3c_platonic_pca_direct": "direct",
+}
+
+
+def published_anchors():
+    path = config["anchors"]["published"]
+    return str(path if Path(path).is_absolute() else ROOT / path)
+
+
+def metric_options():
+    """Command-line options of the anchor-study scripts: the paper's sample and the metrics."""
+    m = config["metrics"]
+    opts = (
+        f"--n-sample {m['n_sample']} --sample-seed {m['sample_seed']} --knn-k {m['knn_k']}"
+        f" --threshold-init {config['anchors']['threshold_init']}"
+        f" --composite-weights '{json.dumps(m['composite_weights'])}'"
+    )
+    return opts + ("" if m["knn_normalize"] else " --no-knn-normalize")
+
+
 def all_outputs():
     out = [f"{RUN}/metrics/pairwise.csv", f"{RUN}/structures/summary.json"]
     out += [f"{RUN}/embeddings/{m}.json" for m in MODELS]
-    for name in ["fig1_pca", *FIG4]:
+    names = [
+        "fig1_pca",
+        *FIG4,
+        "fig2b_anchors_pca",
+        "fig4e_element_pca",
+        "fig4f_element_similarity",
+    ]
+    names += [n for n, s in FIG3_PCA.items() if s in ANCHOR_SETS]
+    if SWEEP_K:
+        names.append("fig3a_anchor_sweep")
+    for name in names:
         out += figure(name)
+    if OTHER_REFERENCES:
+        out.append(f"{RUN}/metrics/reference_sensitivity_summary.csv")
+    if FULL_SPLIT and "direct" in ANCHOR_SETS and config["anchors"]["published"]:
+        out.append(f"{RUN}/anchors/overlap_published.json")
     return out

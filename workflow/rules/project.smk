@@ -9,7 +9,7 @@ rule project:
     benchmark:
         f"{RUN}/benchmarks/project/{{anchor_set}}/{{model}}.tsv"
     wildcard_constraints:
-        anchor_set="direct|random",
+        anchor_set="direct|random|published",
     conda:
         "../../envs/analysis.yaml"
     resources:

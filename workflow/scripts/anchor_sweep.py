@@ -1,0 +1,86 @@
+"""Paper Fig. 3a data, one K: every Platonic metric with K DIRECT anchors and with K random anchors
+for each of several seeds, on the paper's atom sample."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import _paths  # noqa: F401
+import numpy as np
+import pandas as pd
+
+from platonic_mlip.anchor_studies import paper_sample, platonic_metrics
+from platonic_mlip.anchors import direct_anchors, random_anchors
+from platonic_mlip.embed.base import valid_atoms
+from platonic_mlip.io import write_csv
+
+
+def add_metric_args(ap: argparse.ArgumentParser) -> None:
+    """Options shared with the other anchor studies: the sample and the metrics."""
+    ap.add_argument("--models", nargs="+", required=True)
+    ap.add_argument("--embeddings", nargs="+", required=True, help="raw embeddings (.npy), one per model")
+    ap.add_argument("--atoms", required=True)
+    ap.add_argument("--meta", nargs="*", default=[], help="embedding metadata of every model (skipped atoms)")
+    ap.add_argument("--n-sample", type=int, default=1000)
+    ap.add_argument("--sample-seed", type=int, default=42)
+    ap.add_argument("--knn-k", type=int, default=10)
+    ap.add_argument("--no-knn-normalize", action="store_true")
+    ap.add_argument("--composite-weights", default="{}", help="JSON {score: weight}")
+    ap.add_argument("--threshold-init", type=float, default=0.3)
+
+
+def load_inputs(args):
+    """(atom table, valid atom indices, sample atom indices, {model: memmap}, metric options)."""
+    atoms = pd.read_csv(args.atoms)
+    if len(args.models) != len(args.embeddings):
+        raise SystemExit("ERROR: need one embeddings file per model")
+    embs = {}
+    for m, f in zip(args.models, args.embeddings, strict=True):
+        embs[m] = np.load(f, mmap_mode="r")
+        if embs[m].shape[0] != len(atoms):
+            raise SystemExit(f"ERROR: {f} has {embs[m].shape[0]} rows, the atom table {len(atoms)}")
+    valid = np.flatnonzero(valid_atoms(args.meta, len(atoms)))
+    sample = paper_sample(valid, args.n_sample, args.sample_seed)
+    opts = dict(
+        k=args.knn_k,
+        normalize_knn=not args.no_knn_normalize,
+        composite_weights=json.loads(args.composite_weights),
+    )
+    return atoms, valid, sample, embs, opts
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    add_metric_args(ap)
+    ap.add_argument("--k", type=int, required=True, help="number of anchors")
+    ap.add_argument("--reference-model", required=True, help="DIRECT runs on this model's embeddings")
+    ap.add_argument("--random-seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+    atoms, valid, sample, embs, opts = load_inputs(args)
+    if args.reference_model not in embs:
+        raise SystemExit(f"ERROR: reference model {args.reference_model!r} is not among --models")
+    if not 2 <= args.k <= len(valid):
+        raise SystemExit(
+            f"ERROR: config key 'anchors.sweep.k': K={args.k} needs 2 <= K <= {len(valid)} (valid atoms)"
+        )
+    sets = [
+        ("direct", -1, valid[direct_anchors(embs[args.reference_model][valid], args.k, args.threshold_init)])
+    ]
+    sets += [("random", s, valid[random_anchors(len(valid), args.k, s)]) for s in args.random_seeds]
+    tables = []
+    for method, seed, anchors in sets:
+        t = platonic_metrics(embs, sample, anchors, method, **opts)
+        t.insert(0, "seed", seed)
+        t.insert(0, "method", method)
+        t.insert(0, "k", args.k)
+        tables.append(t)
+    table = pd.concat(tables, ignore_index=True).drop(columns=["space", "anchors"])
+    table["n_sample"] = len(sample)
+    write_csv(args.out, table)
+    print(f"K={args.k}: {len(sets)} anchor sets x {len(embs)} models, {len(table)} rows")
+
+
+if __name__ == "__main__":
+    main()
