@@ -101,6 +101,7 @@ def test_pairwise_table_is_tidy(pair):
     t = metrics.pairwise_table(
         {"A": a[:, :20], "B": b[:, :20]}, "platonic", "direct", composite_weights={"mknn": 1}
     )
+    # without resamples: the original columns only (callers that pivot on `value` keep working)
     assert list(t.columns) == ["model_a", "model_b", "space", "anchors", "metric", "value"]
     pairs = set(zip(t.model_a, t.model_b, strict=True))
     assert pairs == {("A", "A"), ("A", "B"), ("B", "B")}
@@ -112,3 +113,236 @@ def test_row_mismatch_is_an_error(pair):
     a, b = pair
     with pytest.raises(ValueError, match="same rows"):
         metrics.linear_cka(a, b[:-1])
+
+
+# --- the table's fast path and the intervals from redrawn samples (ours) ---
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+import pandas as pd  # noqa: E402
+from conftest import ROOT  # noqa: E402
+
+WEIGHTS = {"mknn": 1, "procrustes_score": 1, "ot_score": 1}
+MAIN = ["mknn", "cka", "procrustes_score", "ot_normalised", "composite"]
+
+
+@pytest.fixture(scope="module")
+def population():
+    """Three related 'models' over 3,000 atoms (a shared latent through different maps) + one unrelated."""
+    rng = np.random.default_rng(11)
+    latent = rng.normal(size=(3000, 6))
+    spaces = {}
+    for name, d in (("A", 16), ("B", 24), ("C", 16)):
+        w = rng.normal(size=(6, d))
+        spaces[name] = np.tanh(latent @ w / 2) + 0.15 * rng.normal(size=(3000, d))
+    spaces["U"] = rng.normal(size=(3000, 16))
+    return spaces
+
+
+def _cell(t, a, b, metric, col="value"):
+    row = t[(t.model_a == a) & (t.model_b == b) & (t.metric == metric)]
+    assert len(row) == 1, (a, b, metric)
+    return float(row[col].iloc[0])
+
+
+def test_fast_table_equals_pair_metrics_on_every_draw(population):
+    """value = pair_metrics on the sample rows; mean = mean of pair_metrics over the redrawn rows."""
+    spaces = {m: population[m][:, :16] for m in ("A", "B", "U")}  # equal widths: OT is defined
+    sample = metrics.sample_indices(3000, 150, seed=42)
+    redrawn = metrics.resample_indices(3000, 150, repeats=3, seed=5)
+    t = metrics.pairwise_table(
+        spaces, "platonic", "x", k=5, composite_weights=WEIGHTS, sample=sample, resamples=redrawn
+    )
+    for a, b in (("A", "B"), ("A", "U"), ("B", "B")):
+        ref = metrics.pair_metrics(
+            spaces[a][sample], spaces[b][sample], k=5, with_ot=True, composite_weights=WEIGHTS
+        )
+        per_draw = [
+            metrics.pair_metrics(spaces[a][r], spaces[b][r], k=5, with_ot=True, composite_weights=WEIGHTS)
+            for r in redrawn
+        ]
+        for metric, v in ref.items():
+            # arccos near 1 amplifies rounding; a self-pair's OT skips the solver (identity coupling)
+            tol = 1e-6 if metric == "procrustes_distance" or a == b else 1e-9
+            assert _cell(t, a, b, metric) == pytest.approx(v, abs=tol), (a, b, metric)
+            draws = np.array([d[metric] for d in per_draw])
+            assert _cell(t, a, b, metric, "mean") == pytest.approx(draws.mean(), abs=tol), (a, b, metric)
+            assert _cell(t, a, b, metric, "ci_low") == pytest.approx(np.quantile(draws, 0.025), abs=tol)
+            assert _cell(t, a, b, metric, "ci_high") == pytest.approx(np.quantile(draws, 0.975), abs=tol)
+    assert (t[t.model_a == t.model_b].query("metric == 'ot_cost'").value.abs() < 1e-6).all()
+
+
+def test_interval_columns_and_no_repeats(population):
+    spaces = {m: population[m][:200] for m in ("A", "B")}
+    t = metrics.pairwise_table(spaces, "raw", k=5, resamples=metrics.resample_indices(200, 200, 4, 0))
+    assert list(t.columns) == metrics.TABLE_COLUMNS + metrics.UNCERTAINTY_COLUMNS
+    assert list(t.columns[6:]) == ["mean", "std", "ci_low", "ci_high", "ci_level", "n_repeats"]
+    assert (t.n_repeats == 4).all() and (t.ci_level == 0.95).all()
+    assert (t.ci_low <= t["mean"] + 1e-12).all() and (t["mean"] <= t.ci_high + 1e-12).all()
+    # repeats = 0: the same columns, intervals NaN
+    t0 = metrics.pairwise_table(spaces, "raw", k=5, resamples=metrics.resample_indices(200, 50, 0, 0))
+    assert list(t0.columns) == list(t.columns)
+    assert t0[["mean", "std", "ci_low", "ci_high"]].isna().all().all() and (t0.n_repeats == 0).all()
+    np.testing.assert_allclose(t0.value, t.value)
+
+
+def test_interval_contains_value_of_a_stable_case(population):
+    """A and C share their structure strongly: the paper-sample value lies inside its interval."""
+    spaces = {m: population[m] for m in ("A", "C")}
+    sample = metrics.sample_indices(3000, 300, seed=42)
+    t = metrics.pairwise_table(
+        spaces,
+        "raw",
+        k=10,
+        composite_weights=WEIGHTS,
+        sample=sample,
+        resamples=metrics.resample_indices(3000, 300, repeats=40, seed=0),
+        level=0.99,
+    )
+    for metric in ("mknn", "cka", "procrustes_score", "composite"):
+        value, lo, hi = (_cell(t, "A", "C", metric, c) for c in ("value", "ci_low", "ci_high"))
+        assert lo <= value <= hi, (metric, lo, value, hi)
+        assert 0 < hi - lo < 0.1, (metric, lo, hi)  # a real spread, and a narrow one
+    assert _cell(t, "A", "C", "cka") > 0.5  # the case is indeed related
+
+
+def test_intervals_shrink_with_larger_samples(population):
+    spaces = {m: population[m][:, :16] for m in ("A", "C", "U")}
+    widths = {}
+    for n in (60, 600):
+        t = metrics.pairwise_table(
+            spaces,
+            "platonic",
+            "x",
+            k=5,
+            sample=np.arange(n),
+            resamples=metrics.resample_indices(3000, n, repeats=15, seed=3),
+        )
+        t = t[t.model_a != t.model_b]
+        widths[n] = (t.ci_high - t.ci_low).groupby(t.metric).mean()
+        assert t.n_repeats.eq(15).all()
+    for metric in ("mknn", "cka", "procrustes_score", "ot_normalised"):
+        assert widths[600][metric] < 0.6 * widths[60][metric], (
+            metric,
+            widths[60][metric],
+            widths[600][metric],
+        )
+
+
+def test_intervals_reproducible_by_seed_and_independent_of_workers(population):
+    spaces = {m: population[m][:, :16] for m in ("A", "B", "U")}
+
+    def run(seed, workers=1):
+        res = metrics.resample_indices(3000, 120, repeats=6, seed=seed)
+        return metrics.pairwise_table(
+            spaces, "platonic", "x", k=5, sample=np.arange(120), resamples=res, workers=workers
+        )
+
+    first, again, threaded, other = run(1), run(1), run(1, workers=2), run(2)
+    pd.testing.assert_frame_equal(first, again)
+    pd.testing.assert_frame_equal(first, threaded)
+    cross = first.model_a != first.model_b
+    assert not np.allclose(first.loc[cross, "ci_low"], other.loc[cross, "ci_low"])
+    pd.testing.assert_series_equal(first.value, other.value)  # the paper's value does not move
+
+
+def test_resample_indices_draw_without_replacement():
+    r = metrics.resample_indices(1000, 300, repeats=5, seed=0)
+    assert r.shape == (5, 300) and r.dtype == np.int64
+    assert all(len(np.unique(row)) == 300 for row in r)  # no duplicated atom inside a sample
+    assert r.min() >= 0 and r.max() < 1000
+    assert not np.array_equal(r[0], r[1])
+    np.testing.assert_array_equal(r, metrics.resample_indices(1000, 300, repeats=5, seed=0))
+    assert metrics.resample_indices(50, 300, repeats=2, seed=0).shape == (2, 50)  # capped at n
+    assert metrics.resample_indices(50, 30, repeats=0, seed=0).shape == (0, 30)
+    with pytest.raises(ValueError):
+        metrics.resample_indices(50, 30, repeats=-1)
+
+
+def test_pairwise_table_rejects_bad_level_and_rows(population):
+    spaces = {"A": population["A"][:100], "B": population["B"][:100]}
+    with pytest.raises(ValueError, match="level"):
+        metrics.pairwise_table(spaces, "raw", resamples=np.zeros((1, 50), dtype=int), level=1.0)
+    with pytest.raises(ValueError, match="same rows"):
+        metrics.pairwise_table({"A": population["A"][:100], "B": population["B"][:99]}, "raw")
+
+
+def _npy_run(tmp_path, population, n_atoms=600):
+    """Write a tiny workflow run (atoms.csv, raw and Platonic .npy) for the metrics script."""
+    models = ["A", "B", "C"]
+    atoms = pd.DataFrame(
+        {
+            "atom_index": np.arange(n_atoms),
+            "material_id": [f"mp-{i // 4}" for i in range(n_atoms)],
+            "atom_in_structure": np.arange(n_atoms) % 4,
+            "element": ["O"] * n_atoms,
+        }
+    )
+    atoms.to_csv(tmp_path / "atoms.csv", index=False)
+    raw, plat = [], []
+    for m in models:
+        np.save(tmp_path / f"{m}.npy", population[m][:n_atoms].astype(np.float32))
+        raw.append(str(tmp_path / f"{m}.npy"))
+        np.save(tmp_path / f"{m}_p.npy", population[m][:n_atoms, :16].astype(np.float32))
+        plat.append(str(tmp_path / f"{m}_p.npy"))
+    return models, raw, plat
+
+
+def test_metrics_script_value_is_the_paper_sample_and_carries_intervals(tmp_path, population):
+    models, raw, plat = _npy_run(tmp_path, population)
+    out = tmp_path / "pairwise.csv"
+    cmd = [sys.executable, str(ROOT / "workflow" / "scripts" / "pairwise_metrics.py"), "--models", *models]
+    cmd += [
+        "--raw",
+        *raw,
+        "--anchor-sets",
+        "direct",
+        "--platonic",
+        *plat,
+        "--atoms",
+        str(tmp_path / "atoms.csv"),
+    ]
+    cmd += ["--n-sample", "100", "--k", "5", "--composite-weights", json.dumps(WEIGHTS)]
+    cmd += ["--repeats", "5", "--resample-seed", "3", "--workers", "2"]
+    cmd += ["--out", str(out), "--out-sample", str(tmp_path / "sample.csv")]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    t = pd.read_csv(out, keep_default_na=False, na_values=[""])
+    assert {"value", "mean", "std", "ci_low", "ci_high", "n_repeats", "n_sample"} <= set(t.columns)
+    assert (t.n_repeats == 5).all() and (t.n_sample == 100).all()
+    assert set(t.space) == {"raw", "platonic"}
+    # value: the paper's sample (torch.randperm seeded 42) of the float32 files, as before the intervals
+    idx = metrics.sample_indices(600, 100, 42)
+    a = np.load(raw[0])[idx].astype(np.float64)
+    b = np.load(raw[1])[idx].astype(np.float64)
+    ref = metrics.pair_metrics(a, b, k=5)
+    raw_ab = t[t.space == "raw"]
+    for metric in ("mknn", "cka", "procrustes_score"):
+        assert _cell(raw_ab, "A", "B", metric) == pytest.approx(ref[metric], abs=1e-9)
+    # mean: over the redrawn samples of the same size, drawn over all atoms with --resample-seed
+    draws = metrics.resample_indices(600, 100, 5, seed=3)
+    mk = [
+        metrics.mutual_knn(np.load(raw[0])[r].astype(float), np.load(raw[1])[r].astype(float), k=5)
+        for r in draws
+    ]
+    assert _cell(raw_ab, "A", "B", "mknn", "mean") == pytest.approx(np.mean(mk), abs=1e-12)
+    assert pd.read_csv(tmp_path / "sample.csv").atom_index.tolist() == idx.tolist()
+
+    # the fig4 heatmap shows the mean, the CI table has one "mean [lo, hi]" cell per pair and space
+    scripts = ROOT / "workflow" / "scripts"
+    sys.path.insert(0, str(scripts))
+    try:
+        import fig4_heatmap
+        import pairwise_ci_table
+    finally:
+        sys.path.remove(str(scripts))
+    shown, note = fig4_heatmap.choose_statistic(t, "auto")
+    np.testing.assert_array_equal(shown.value, t["mean"])
+    assert "5 redrawn samples of 100 atoms" in note
+    assert fig4_heatmap.choose_statistic(t, "value")[0] is t
+    page = pairwise_ci_table.render(t, models, {"A": "alpha-label"})
+    mean_ab = _cell(raw_ab, "A", "B", "mknn", "mean")
+    lo, hi = _cell(raw_ab, "A", "B", "mknn", "ci_low"), _cell(raw_ab, "A", "B", "mknn", "ci_high")
+    assert f"{mean_ab:.3f} [{lo:.3f}, {hi:.3f}]" in page
+    assert page.count("<table>") == 5 and "Platonic (direct)" in page and "<td>alpha-label</td>" in page

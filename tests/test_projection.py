@@ -43,3 +43,37 @@ def test_not_invariant_to_translation(emb):
 def test_chunking_does_not_change_result(emb):
     idx = np.arange(0, 500, 50)
     np.testing.assert_array_equal(project(emb, idx, chunk=7), project(emb, idx, chunk=100000))
+
+
+def test_writes_into_a_memmap_chunk_by_chunk(emb, tmp_path):
+    idx = np.array([0, 9, 250])
+    src = tmp_path / "emb.npy"
+    np.save(src, emb.astype(np.float32))
+    mm = np.load(src, mmap_mode="r")
+    out = np.lib.format.open_memmap(tmp_path / "z.npy", mode="w+", dtype=np.float32, shape=(500, 3))
+    got = project(mm, idx, chunk=64, out=out)
+    assert got is out
+    out.flush()
+    np.testing.assert_array_equal(np.load(tmp_path / "z.npy"), project(emb.astype(np.float32), idx))
+    with pytest.raises(ValueError, match="shape"):
+        project(emb, idx, out=np.empty((500, 4), dtype=np.float32))
+
+
+def test_project_script_writes_the_projection_atomically(emb, tmp_path):
+    import subprocess
+    import sys
+
+    import pandas as pd
+    from conftest import ROOT
+
+    np.save(tmp_path / "emb.npy", emb.astype(np.float32))
+    pd.DataFrame({"atom_index": [4, 40, 400]}).to_csv(tmp_path / "anchors.csv", index=False)
+    out = tmp_path / "platonic" / "m.npy"
+    cmd = [sys.executable, str(ROOT / "workflow" / "scripts" / "project.py"), "--embeddings"]
+    cmd += [str(tmp_path / "emb.npy"), "--anchors", str(tmp_path / "anchors.csv"), "--chunk", "77"]
+    res = subprocess.run([*cmd, "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    z = np.load(out)
+    assert z.shape == (500, 3) and z.dtype == np.float32
+    np.testing.assert_array_equal(z, project(emb.astype(np.float32), np.array([4, 40, 400])))
+    assert [p.name for p in out.parent.iterdir()] == ["m.npy"]  # no temporary file left

@@ -10,6 +10,7 @@ Procrustes score, the OT normalisation and the composite score.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 
 import numpy as np
@@ -154,6 +155,156 @@ def pair_metrics(
     return out
 
 
+# --------------------------------------------------------------------------------------------------
+# Every pair of models at once, with confidence intervals from redrawn atom samples (ours)
+# --------------------------------------------------------------------------------------------------
+
+#: the tidy table's columns; UNCERTAINTY_COLUMNS follow when intervals are asked for
+TABLE_COLUMNS = ["model_a", "model_b", "space", "anchors", "metric", "value"]
+UNCERTAINTY_COLUMNS = ["mean", "std", "ci_low", "ci_high", "ci_level", "n_repeats"]
+
+
+def resample_indices(n: int, size: int, repeats: int, seed: int = 0) -> np.ndarray:
+    """Redrawn metric samples for the intervals of ``pairwise_table`` (ours; the paper has none).
+
+    ``repeats`` independent samples of ``m = min(size, n)`` distinct indices of ``range(n)``, each
+    drawn without replacement, in order, from one ``numpy.random.default_rng(seed)``; different
+    samples may share atoms. Without replacement on purpose: a with-replacement bootstrap puts
+    duplicated atoms in a sample, and a duplicate is its twin's exact nearest neighbour in every
+    space, which inflates mutual k-NN (see docs/uncertainty.md).
+
+    Returns
+    -------
+    (repeats, m) int64 array; shape (0, m) when ``repeats`` is 0.
+    """
+    if repeats < 0 or size < 1 or n < 1:
+        raise ValueError(
+            f"resample_indices: need n >= 1, size >= 1, repeats >= 0 (got {n}, {size}, {repeats})"
+        )
+    m = min(size, n)
+    rng = np.random.default_rng(seed)
+    out = np.empty((repeats, m), dtype=np.int64)
+    for r in range(repeats):
+        out[r] = rng.choice(n, size=m, replace=False)
+    return out
+
+
+class _Prepared:
+    """One model's rows of one atom sample, prepared once and shared by all pairs with that model.
+
+    Attributes
+    ----------
+    knn : (n, k) int64, each row's k nearest rows by inner product (cosine when normalised), self
+        excluded: ``knn_indices`` as used by ``mutual_knn``.
+    unit : (n, d) float64, columns centred and the matrix scaled to unit Frobenius norm (CKA and
+        Procrustes both use ``unit_a.T @ unit_b``); None for a space with zero variance.
+    gram : ``||unit.T @ unit||_F``, the CKA normaliser.
+    rows : (n, d) float64 rows as given (optimal transport), or None when OT is not computed.
+    """
+
+    __slots__ = ("knn", "unit", "gram", "rows")
+
+    def __init__(self, x: np.ndarray, k: int, normalize_knn: bool, keep_rows: bool):
+        x = _f64(x)
+        xn = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12) if normalize_knn else x
+        self.knn = knn_indices(xn, k)
+        c = _centre(x)
+        fro = np.linalg.norm(c)
+        self.unit = c / fro if fro > 0 else None
+        if self.unit is None:
+            self.gram = 0.0
+        else:  # ||U.T U||_F = ||U U.T||_F: take the smaller product
+            u = self.unit
+            self.gram = float(np.linalg.norm(u.T @ u if u.shape[1] <= u.shape[0] else u @ u.T))
+        self.rows = x if keep_rows else None
+
+
+def _ot_from_cost(cost_matrix: np.ndarray, identical: bool = False) -> dict[str, float]:
+    """``optimal_transport``'s numbers from an (n, n) Euclidean cost matrix (uniform weights).
+
+    ``identical``: both point clouds are the same rows; the identity coupling (cost = trace / n) is
+    then optimal (C >= 0 with a zero diagonal up to rounding) and the exact solver is skipped.
+    """
+    n = cost_matrix.shape[0]
+    if identical:
+        cost = float(np.trace(cost_matrix)) / n
+    else:
+        import ot
+
+        w = np.full(n, 1.0 / n)
+        plan = ot.emd(w, w, cost_matrix, numItermax=10_000_000)
+        cost = float((plan * cost_matrix).sum())
+    mean_cost = float(cost_matrix.mean())
+    normalised = cost / mean_cost if mean_cost > 0 else 0.0
+    return {"ot_cost": cost, "ot_normalised": normalised, "ot_score": 1.0 - normalised}
+
+
+def _pair_from_prepared(
+    pa: _Prepared,
+    pb: _Prepared,
+    identical: bool,
+    with_ot: bool,
+    composite_weights: Mapping[str, float] | None,
+) -> dict[str, float]:
+    """``pair_metrics`` from two prepared samples (same numbers up to float rounding)."""
+    n, k = pa.knn.shape
+    # |N_A(i) ∩ N_B(i)| for every row at once: the k entries of a row are distinct
+    hits = np.count_nonzero(pa.knn[:, :, None] == pb.knn[:, None, :])
+    out = {"mknn": float(hits / n / k)}
+    if pa.unit is None or pb.unit is None:
+        raise ValueError("procrustes: a space has zero variance")
+    cross = pa.unit.T @ pb.unit  # (d_a, d_b)
+    denom = pa.gram * pb.gram
+    out["cka"] = float(np.sum(cross * cross) / denom) if denom > 0 else 0.0
+    cosine = float(np.clip(np.linalg.svd(cross, compute_uv=False).sum(), 0.0, 1.0))
+    dist = float(np.arccos(cosine))
+    out.update({"procrustes_distance": dist, "procrustes_score": 1.0 - dist / (np.pi / 2)})
+    if with_ot:
+        import ot
+
+        a, b = pa.rows, pb.rows
+        if a.shape[1] != b.shape[1]:
+            raise ValueError(
+                f"optimal_transport needs spaces of equal width, got {a.shape[1]} and {b.shape[1]}"
+            )
+        out.update(_ot_from_cost(ot.dist(a, b, metric="euclidean"), identical=identical))
+    if composite_weights:
+        out["composite"] = composite(out, composite_weights)
+    return out
+
+
+class _Serial:
+    """The ``map`` of an executor, run in the calling thread (workers = 1)."""
+
+    @staticmethod
+    def map(fn, items):
+        return map(fn, items)
+
+
+@contextlib.contextmanager
+def _pool(workers: int):
+    """Yields something with ``map``: a thread pool (numpy's BLAS and POT release the GIL) or serial.
+
+    BLAS runs single-threaded inside (the workers share the cores; this also makes the results
+    independent of ``workers``: a multithreaded BLAS sums in another order).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    with contextlib.ExitStack() as stack:
+        try:
+            from threadpoolctl import threadpool_limits
+
+            stack.enter_context(threadpool_limits(limits=1, user_api="blas"))
+        except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+            pass
+        yield stack.enter_context(ThreadPoolExecutor(max_workers=workers)) if workers > 1 else _Serial()
+
+
+def _percentile_interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    lo, hi = np.quantile(values, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
+    return float(lo), float(hi)
+
+
 def pairwise_table(
     spaces: Mapping[str, np.ndarray],
     space: str,
@@ -161,26 +312,98 @@ def pairwise_table(
     k: int = 10,
     normalize_knn: bool = True,
     composite_weights: Mapping[str, float] | None = None,
+    *,
+    sample: np.ndarray | None = None,
+    resamples: np.ndarray | None = None,
+    level: float = 0.95,
+    workers: int = 1,
 ):
     """Tidy DataFrame of every metric for every unordered pair of models (self-pairs included).
 
-    ``spaces`` maps model name -> (n, d) row-aligned sample. ``space`` is ``raw`` or ``platonic``;
-    optimal transport is computed in Platonic space only. Columns: model_a, model_b, space, anchors,
-    metric, value.
+    Parameters
+    ----------
+    spaces : model name -> (N, d_model) row-aligned array (rows = the same atoms in every model; a
+        memmap is fine, only the indexed rows are read). Without ``sample`` and ``resamples`` the
+        arrays are the metric sample itself (the original behaviour).
+    space : ``raw`` or ``platonic``; optimal transport is computed in Platonic space only.
+    anchors : label of the anchor set (empty in raw space).
+    k, normalize_knn, composite_weights : as in ``pair_metrics``.
+    sample : (n,) row indices of the sample that gives ``value`` (the paper's sample); None = all N
+        rows.
+    resamples : (R, m) row indices, one redrawn sample per row (``resample_indices``; normally
+        m = n). When given, the table carries the uncertainty columns (NaN when R = 0).
+    level : coverage of the percentile interval, 0 < level < 1.
+    workers : threads over models and pairs (numpy's BLAS and POT's exact solver release the GIL);
+        the result does not depend on it.
+
+    Returns
+    -------
+    DataFrame with one row per (pair, metric) and columns model_a, model_b, space, anchors, metric,
+    value; with ``resamples`` also mean, std (ddof 1), ci_low, ci_high (the (1 - level)/2 and
+    (1 + level)/2 quantiles, numpy's linear interpolation), ci_level and n_repeats, all over the R
+    redrawn samples (``value`` is not among them).
+
+    Cost: per sample, each model's k-NN sets and centred, unit-norm matrix are computed once (not
+    once per pair); per pair one (d_a, d_b) product serves CKA and Procrustes, and the exact OT
+    solver is skipped for self-pairs (the identity coupling is optimal). (1 + R) samples in all.
     """
     import pandas as pd
 
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"pairwise_table: level={level} must be strictly between 0 and 1")
     names = list(spaces)
-    rows = []
-    for i, ma in enumerate(names):
-        for mb in names[i:]:
-            values = pair_metrics(
-                spaces[ma],
-                spaces[mb],
-                k=k,
-                normalize_knn=normalize_knn,
-                with_ot=space == "platonic",
-                composite_weights=composite_weights,
+    if not names:
+        raise ValueError("pairwise_table: no spaces")
+    shapes = {m: np.shape(spaces[m]) for m in names}
+    n_rows = shapes[names[0]][0] if len(shapes[names[0]]) == 2 else -1
+    if any(len(s) != 2 or s[0] != n_rows for s in shapes.values()):
+        raise ValueError(f"metrics need 2-D arrays with the same rows, got {shapes}")
+    draws = [np.arange(n_rows) if sample is None else np.asarray(sample, dtype=np.int64)]
+    if resamples is not None:
+        resamples = np.asarray(resamples, dtype=np.int64)
+        if resamples.ndim != 2:
+            raise ValueError(f"pairwise_table: resamples must be (R, m), got shape {resamples.shape}")
+        draws += list(resamples)
+    for idx in draws:
+        if not 1 <= k < len(idx):
+            raise ValueError(f"mutual_knn: k={k} must be between 1 and n-1={len(idx) - 1}")
+    with_ot = space == "platonic"
+    pairs = [(i, j) for i in range(len(names)) for j in range(i, len(names))]
+
+    per_draw = []  # per draw: one {metric: value} per pair
+    with _pool(workers) as pool:
+        for idx in draws:
+            prepared = list(
+                pool.map(
+                    lambda m, idx=idx: _Prepared(
+                        np.asarray(spaces[m][idx]), k, normalize_knn, keep_rows=with_ot
+                    ),
+                    names,
+                )
             )
-            rows += [(ma, mb, space, anchors, m, v) for m, v in values.items()]
-    return pd.DataFrame(rows, columns=["model_a", "model_b", "space", "anchors", "metric", "value"])
+            per_draw.append(
+                list(
+                    pool.map(
+                        lambda ij, prepared=prepared: _pair_from_prepared(
+                            prepared[ij[0]], prepared[ij[1]], ij[0] == ij[1], with_ot, composite_weights
+                        ),
+                        pairs,
+                    )
+                )
+            )
+
+    rows = []
+    n_rep = len(draws) - 1
+    for p, (i, j) in enumerate(pairs):
+        for metric, value in per_draw[0][p].items():
+            row = [names[i], names[j], space, anchors, metric, value]
+            if resamples is not None:
+                if n_rep:
+                    vals = np.array([per_draw[r][p][metric] for r in range(1, len(draws))])
+                    std = float(vals.std(ddof=1)) if n_rep > 1 else float("nan")
+                    row += [float(vals.mean()), std, *_percentile_interval(vals, level), level, n_rep]
+                else:
+                    row += [float("nan")] * 4 + [level, 0]
+            rows.append(row)
+    columns = TABLE_COLUMNS + (UNCERTAINTY_COLUMNS if resamples is not None else [])
+    return pd.DataFrame(rows, columns=columns)

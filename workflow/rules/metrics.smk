@@ -17,6 +17,7 @@ rule pairwise_metrics:
         f"{RUN}/benchmarks/pairwise_metrics.tsv"
     conda:
         "../../envs/analysis.yaml"
+    threads: 2
     resources:
         mem_mb=4000,
         runtime=60,
@@ -26,6 +27,7 @@ rule pairwise_metrics:
         models=" ".join(MODELS),
         sets=" ".join(ANCHOR_SETS),
         m=config["metrics"],
+        u=config["metrics"]["uncertainty"],
         weights=json.dumps(config["metrics"]["composite_weights"]),
         normalize="" if config["metrics"]["knn_normalize"] else "--no-knn-normalize",
     shell:
@@ -33,4 +35,30 @@ rule pairwise_metrics:
         " --raw {input.raw} --anchor-sets {params.sets} --platonic {input.platonic}"
         " --atoms {input.atoms} --n-sample {params.m[n_sample]} --seed {params.m[sample_seed]}"
         " --k {params.m[knn_k]} {params.normalize} --composite-weights {params.weights:q}"
-        " --meta {input.meta} --out {output.csv} --out-sample {output.sample} > {log} 2>&1"
+        " --repeats {params.u[repeats]} --level {params.u[level]} --resample-seed {params.u[seed]}"
+        " --workers {threads} --meta {input.meta} --out {output.csv} --out-sample {output.sample}"
+        " > {log} 2>&1"
+
+
+# OURS: the intervals of every metric from redrawn atom samples, as a readable table
+rule pairwise_ci_table:
+    input:
+        pairwise=rules.pairwise_metrics.output.csv,
+    output:
+        html=report(
+            f"{RUN}/metrics/pairwise_ci.html",
+            caption="../report/pairwise_ci.rst",
+            category="Metrics",
+        ),
+    log:
+        f"{LOGS}/pairwise_ci_table.log",
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        py=python_for("analysis"),
+        script=f"{SCRIPTS}/pairwise_ci_table.py",
+        models=" ".join(MODELS),
+        labels=LABELS,
+    shell:
+        "{params.py} {params.script} --pairwise {input.pairwise} --models {params.models}"
+        " --labels {params.labels:q} --out {output.html} > {log} 2>&1"

@@ -1,4 +1,9 @@
-"""Paper Fig. 4a-d: heatmaps of one pairwise metric, raw vs Platonic space."""
+"""Paper Fig. 4a-d: heatmaps of one pairwise metric, raw vs Platonic space.
+
+The cells show ``value`` (the metric on the paper's sample) or, when the table carries intervals from
+redrawn samples (``n_repeats`` > 0), their ``mean`` (``--statistic auto``, the default; ours). The
+intervals themselves are in the table of ``pairwise_ci_table.py``.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,22 @@ TITLES = {
 }
 
 
+def choose_statistic(table: pd.DataFrame, statistic: str) -> tuple[pd.DataFrame, str]:
+    """The table with ``value`` replaced by ``mean`` where asked, and a note for the title.
+
+    ``auto`` picks ``mean`` when the table has redrawn samples (column ``n_repeats`` > 0).
+    """
+    repeats = int(table["n_repeats"].max()) if "n_repeats" in table and len(table) else 0
+    if statistic == "auto":
+        statistic = "mean" if repeats > 0 else "value"
+    if statistic == "value":
+        return table, ""
+    if repeats == 0:
+        raise SystemExit("ERROR: --statistic mean needs a table with redrawn samples (metrics.uncertainty)")
+    n = f" of {int(table['n_sample'].iloc[0])} atoms" if "n_sample" in table else ""
+    return table.assign(value=table["mean"]), f"\nmean over {repeats} redrawn samples{n}"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--pairwise", required=True)
@@ -26,11 +47,19 @@ def main(argv=None):
     ap.add_argument("--models", nargs="+", required=True)
     ap.add_argument("--labels", default="{}", help="JSON {model: label}")
     ap.add_argument("--anchors", default="direct")
+    ap.add_argument(
+        "--statistic",
+        choices=("auto", "value", "mean"),
+        default="auto",
+        help="cell value: the paper's sample (value), the mean over redrawn samples (mean), or mean "
+        "when the table has redrawn samples (auto)",
+    )
     ap.add_argument("--dpi", type=int, default=150)
     ap.add_argument("--out", nargs="+", required=True)
     args = ap.parse_args(argv)
     table = pd.read_csv(args.pairwise, keep_default_na=False, na_values=[""])
     table["anchors"] = table["anchors"].fillna("")
+    table, note = choose_statistic(table, args.statistic)
     labels = json.loads(args.labels)
     spaces = ("platonic",) if args.metric.startswith("ot_") else ("raw", "platonic")
     kw = dict(vmin=0.0, vmax=1.0)
@@ -42,7 +71,7 @@ def main(argv=None):
         args.models,
         [labels.get(m, m) for m in args.models],
         args.anchors,
-        TITLES[args.metric],
+        TITLES[args.metric] + note,
         spaces=spaces,
         **kw,
     )

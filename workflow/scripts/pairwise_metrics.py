@@ -1,9 +1,17 @@
-"""Every pair of models in raw and Platonic space: mutual k-NN, CKA, Procrustes, OT, composite."""
+"""Every pair of models in raw and Platonic space: mutual k-NN, CKA, Procrustes, OT, composite.
+
+``value`` is each metric on the paper's sample (``--n-sample`` atoms, ``torch.randperm`` seeded with
+``--seed``). With ``--repeats R`` > 0 (ours) the same metrics are recomputed on R samples of the same size
+redrawn without replacement from the valid atoms (seeded with ``--resample-seed``); the table then carries
+their mean, std and percentile interval at ``--level`` (docs/uncertainty.md). Only the rows of the samples
+are read from the (memory-mapped) embeddings.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 
 import _paths  # noqa: F401
 import numpy as np
@@ -11,7 +19,7 @@ import pandas as pd
 
 from platonic_mlip.embed.base import valid_atoms
 from platonic_mlip.io import write_csv
-from platonic_mlip.metrics import pairwise_table, sample_indices
+from platonic_mlip.metrics import pairwise_table, resample_indices, sample_indices
 
 
 def main(argv=None):
@@ -28,40 +36,62 @@ def main(argv=None):
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--no-knn-normalize", action="store_true")
     ap.add_argument("--composite-weights", default="{}", help="JSON {score: weight}")
+    ap.add_argument("--repeats", type=int, default=0, help="redrawn samples for the intervals (0 = none)")
+    ap.add_argument("--level", type=float, default=0.95, help="coverage of the percentile interval")
+    ap.add_argument("--resample-seed", type=int, default=0, help="seed of the redrawn samples")
+    ap.add_argument("--workers", type=int, default=1, help="threads over models and pairs")
     ap.add_argument("--meta", nargs="*", default=[], help="embedding metadata of every model (skipped atoms)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--out-sample", required=True)
     args = ap.parse_args(argv)
+    t0 = time.perf_counter()
     atoms = pd.read_csv(args.atoms)
     # the paper's sample (torch.randperm) drawn over the atoms every model embedded
     valid = np.flatnonzero(valid_atoms(args.meta, len(atoms)))
-    idx = valid[sample_indices(len(valid), args.n_sample, args.seed)]
+    pos = sample_indices(len(valid), args.n_sample, args.seed)
+    idx = valid[pos]
+    # ours: redrawn samples of the same size, without replacement, for the intervals
+    redrawn = resample_indices(len(valid), args.n_sample, args.repeats, args.resample_seed)
+    # read each file once, at the union of all samples (sorted: sequential reads of the memmap)
+    union = np.unique(np.concatenate([pos, redrawn.ravel()]))
+    rows = valid[union]
+    local_sample, local_redrawn = np.searchsorted(union, pos), np.searchsorted(union, redrawn)
     opts = dict(
         k=args.k,
         normalize_knn=not args.no_knn_normalize,
         composite_weights=json.loads(args.composite_weights),
+        sample=local_sample,
+        resamples=local_redrawn,
+        level=args.level,
+        workers=args.workers,
     )
 
     def load(path):
         arr = np.load(path, mmap_mode="r")
         if arr.shape[0] != len(atoms):
             raise SystemExit(f"ERROR: {path} has {arr.shape[0]} rows, the atom table {len(atoms)}")
-        return np.asarray(arr[idx], dtype=np.float64)
+        return np.asarray(arr[rows], dtype=np.float64)
 
     n_models = len(args.models)
     if len(args.raw) != n_models or len(args.platonic) != n_models * len(args.anchor_sets):
         raise SystemExit("ERROR: need one raw file per model and one Platonic file per model and anchor set")
     raw = {m: load(f) for m, f in zip(args.models, args.raw, strict=True)}
     tables = [pairwise_table(raw, "raw", "", **opts)]
+    del raw
+    print(f"raw: {time.perf_counter() - t0:.1f} s", flush=True)
     for s, aset in enumerate(args.anchor_sets):
         files = args.platonic[s * n_models : (s + 1) * n_models]
         plat = {m: load(f) for m, f in zip(args.models, files, strict=True)}
         tables.append(pairwise_table(plat, "platonic", aset, **opts))
+        print(f"platonic/{aset}: {time.perf_counter() - t0:.1f} s", flush=True)
     table = pd.concat(tables, ignore_index=True)
     table["n_sample"] = len(idx)
     write_csv(args.out_sample, atoms.iloc[idx][["atom_index", "material_id", "atom_in_structure", "element"]])
     write_csv(args.out, table)
-    print(f"{len(table)} rows over {len(args.models)} models, sample of {len(idx)} atoms")
+    print(
+        f"{len(table)} rows over {len(args.models)} models, sample of {len(idx)} atoms, {args.repeats} "
+        f"redrawn samples; {time.perf_counter() - t0:.1f} s"
+    )
 
 
 if __name__ == "__main__":
