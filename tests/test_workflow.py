@@ -129,7 +129,7 @@ def e2e(tmp_path_factory):
             "anchors.k": 12,
             "anchors.reference_model": "7net-0",
             "anchors.reference_models": ["dummy-mace-mp-0-small"],
-            "anchors.sweep.k": [3, 12],
+            "anchors.sweep.k": [3, 12, 5000],  # 5,000 > atoms of the slice: skipped
             "anchors.sweep.random_seeds": [0, 1],
             "metrics.n_sample": 150,
             "figures.dpi": 60,
@@ -227,6 +227,7 @@ def test_e2e_anchor_sweep_at_k_equals_the_main_pipeline(e2e):
     other = sweep[(sweep.method == "random") & (sweep.seed == 1) & (sweep.metric == "ot_cost")]
     same = sweep[(sweep.method == "random") & (sweep.seed == 0) & (sweep.metric == "ot_cost")]
     assert not np.allclose(other.value, same.value)  # another seed, other anchors
+    assert pd.read_csv(e2e / "metrics" / "anchor_sweep" / "k5000.csv").empty
     summary = pd.read_csv(e2e / "metrics" / "anchor_sweep.csv")
     assert set(summary.k) == {3, 12} and set(summary.method) == {"direct", "random"}
     # one trained model only: the means fall back to the one pair with the control

@@ -15,6 +15,8 @@ from platonic_mlip.anchors import direct_anchors, random_anchors
 from platonic_mlip.embed.base import valid_atoms
 from platonic_mlip.io import write_csv
 
+COLUMNS = ["k", "method", "seed", "model_a", "model_b", "metric", "value"]
+
 
 def add_metric_args(ap: argparse.ArgumentParser) -> None:
     """Options shared with the other anchor studies: the sample and the metrics."""
@@ -61,10 +63,12 @@ def main(argv=None):
     atoms, valid, sample, embs, opts = load_inputs(args)
     if args.reference_model not in embs:
         raise SystemExit(f"ERROR: reference model {args.reference_model!r} is not among --models")
-    if not 2 <= args.k <= len(valid):
-        raise SystemExit(
-            f"ERROR: config key 'anchors.sweep.k': K={args.k} needs 2 <= K <= {len(valid)} (valid atoms)"
-        )
+    if args.k < 2:
+        raise SystemExit(f"ERROR: config key 'anchors.sweep.k': K={args.k} must be at least 2")
+    if args.k > len(valid):  # a small run (structures.limit) with the paper's grid: K cannot be drawn
+        print(f"WARNING: K={args.k} > {len(valid)} atoms: skipped (config key 'anchors.sweep.k')")
+        write_csv(args.out, pd.DataFrame(columns=[*COLUMNS, "n_sample"]))
+        return
     sets = [
         ("direct", -1, valid[direct_anchors(embs[args.reference_model][valid], args.k, args.threshold_init)])
     ]

@@ -21,7 +21,13 @@ def main(argv=None):
     ap.add_argument("--out-table", required=True, help="summary per K, method and metric (CSV)")
     ap.add_argument("--out", nargs="+", required=True, help="figure files (.png, .pdf)")
     args = ap.parse_args(argv)
-    table = pd.concat([pd.read_csv(f) for f in args.tables], ignore_index=True)
+    tables = [pd.read_csv(f) for f in args.tables]
+    skipped = [f for f, t in zip(args.tables, tables, strict=True) if t.empty]  # K > atoms of the run
+    if skipped:
+        print(f"skipped (K larger than the number of atoms): {', '.join(skipped)}")
+    if len(skipped) == len(tables):
+        raise SystemExit("ERROR: every K of 'anchors.sweep.k' exceeds the number of atoms of this run")
+    table = pd.concat([t for t in tables if not t.empty], ignore_index=True)
     controls = args.controls
     summary = summarise_sweep(table, exclude=controls)
     if summary.empty and controls:  # fewer than two trained models: average over every pair
