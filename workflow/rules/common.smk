@@ -187,7 +187,8 @@ def metric_options():
 
 
 def all_outputs():
-    out = [f"{RUN}/metrics/pairwise.csv", f"{RUN}/structures/summary.json"]
+    out = [f"{RUN}/metrics/pairwise.csv", f"{RUN}/metrics/pairwise_ci.html"]
+    out.append(f"{RUN}/structures/summary.json")
     out += [f"{RUN}/embeddings/{m}.json" for m in MODELS]
     names = [
         "fig1_pca",
