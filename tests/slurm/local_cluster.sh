@@ -5,34 +5,46 @@
 #   bash tests/slurm/local_cluster.sh status        # what runs; exit 0 when the node takes jobs
 #   sudo bash tests/slurm/local_cluster.sh stop     # cancel its jobs, stop only what `start` started
 #
-# Needs root and apt-get (Debian/Ubuntu): `start` installs munge, slurmctld, slurmd and slurm-client
-# (a few MB), writes /etc/slurm/slurm.conf and gres.conf (the default path, which the `srun` inside a
-# job reads too), and starts munged (unless one runs), slurmctld and slurmd by hand (no systemd
-# needed), recording the pids of what it started. It refuses to touch a SLURM configuration or
-# daemons it did not create. `stop` stops only the recorded daemons and removes its configuration
-# (the packages stay). Exit status 3: this machine cannot run the cluster (not root, no Debian
-# packages, another SLURM present); the reason is on stderr and the tests skip with it.
+# Needs root and apt-get (Debian/Ubuntu): `start` installs munge, slurmctld, slurmd, slurm-client,
+# slurmdbd, mariadb-server-core and mariadb-client-core (~13 MB), writes /etc/slurm/slurm.conf,
+# gres.conf and slurmdbd.conf (the default paths, which the `srun` inside a job reads too), and starts
+# by hand (no systemd needed) munged (unless one runs), a private MariaDB server (its own data
+# directory, socket and port under PLATONIC_SLURM_DIR, run as the slurm user; a MariaDB of the host is
+# left alone), slurmdbd, slurmctld and slurmd, recording the pids of what it started. It refuses to
+# touch a SLURM configuration or daemons it did not create. `stop` stops only the recorded daemons and
+# removes its configuration (the packages and the accounting database under PLATONIC_SLURM_DIR
+# stay). Exit status 3: this machine cannot run the cluster (not root, no Debian packages, another
+# SLURM present, a port it needs taken); the reason is on stderr and the tests skip with it.
 #
 # The cluster: one node (this host, with the CPUs and memory `slurmd -C` finds), one partition,
 # PLATONIC_SLURM_GPUS fake GPUs of type `fake` (gres/gpu backed by /dev/null: SLURM schedules them
-# and sets CUDA_VISIBLE_DEVICES; nothing computes on them), no accounting database (`sacct` does not
-# work: use `--slurm-status-command squeue`; MinJobAge=3600 keeps finished jobs visible to squeue).
+# and sets CUDA_VISIBLE_DEVICES; nothing computes on them), accounting through slurmdbd with
+# associations enforced (`sacct` works; sbatch rejects an account that is not registered): the account
+# PLATONIC_SLURM_ACCOUNT is registered, with root (and the sudo user) in it as their default account.
+# MinJobAge=3600 keeps finished jobs visible to squeue too (`--slurm-status-command squeue` works).
 # A TaskProlog writes one line per job step into the job's output file, e.g.
 #   platonic-slurm-task: SLURM_JOB_ID=12 SLURM_STEP_ID=batch CUDA_VISIBLE_DEVICES=0
 #
 # Settings (environment): PLATONIC_SLURM_DIR [/var/lib/platonic-slurm] state, spool, logs, pid
-# records; PLATONIC_SLURM_PARTITION [debug]; PLATONIC_SLURM_GPUS [2].
+# records, accounting database; PLATONIC_SLURM_PARTITION [debug]; PLATONIC_SLURM_GPUS [2];
+# PLATONIC_SLURM_ACCOUNT [platonic]; PLATONIC_SLURM_DB_PORT [3307] (MariaDB, on 127.0.0.1 only).
 set -euo pipefail
 
 CMD="${1:-status}"
 STATE="${PLATONIC_SLURM_DIR:-/var/lib/platonic-slurm}"
 PARTITION="${PLATONIC_SLURM_PARTITION:-debug}"
 GPUS="${PLATONIC_SLURM_GPUS:-2}"
+ACCOUNT="${PLATONIC_SLURM_ACCOUNT:-platonic}"
+DB_PORT="${PLATONIC_SLURM_DB_PORT:-3307}"
+DBD_PORT=6819
+CLUSTER=platonic
 CONF=/etc/slurm/slurm.conf
 GRES_CONF=/etc/slurm/gres.conf
+DBD_CONF=/etc/slurm/slurmdbd.conf
+DB="$STATE/db"                # the private MariaDB and slurmdbd: data, socket, logs (owned by slurm)
 MARK="# written by platonic-mlip tests/slurm/local_cluster.sh"
 OURS="$STATE/run/ours"        # <daemon>.pid: the daemons this script started (stop ends only these)
-PACKAGES="munge slurmctld slurmd slurm-client"
+PACKAGES="munge slurmctld slurmd slurm-client slurmdbd mariadb-server-core mariadb-client-core"
 NODE="$(hostname -s 2>/dev/null || uname -n | cut -d. -f1)"
 
 log() { printf '[local_cluster %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
@@ -66,17 +78,27 @@ running() {  # any process of that name, ours or not (/proc: minimal images have
     done
     return 1
 }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+dbd_up() { timeout 10 sacctmgr -n -P list cluster format=cluster >/dev/null 2>&1; }
 ctld_up() { timeout 10 scontrol ping 2>/dev/null | grep -q 'is UP'; }
 node_ready() { timeout 10 sinfo -h -n "$NODE" -o %t 2>/dev/null | grep -qE '^(idle|mix|mixed|alloc|allocated)$'; }
 
 check_machine() {
     [ "$(id -u)" -eq 0 ] || unsupported "needs root to install Debian packages and start the SLURM daemons (running as $(id -un))"
-    if [ -e "$CONF" ] && ! grep -qF "$MARK" "$CONF"; then
-        unsupported "$CONF exists and was not written by this script; not touching a real SLURM installation"
-    fi
-    for d in slurmctld slurmd; do
+    for f in "$CONF" "$DBD_CONF"; do
+        if [ -e "$f" ] && ! grep -qF "$MARK" "$f"; then
+            unsupported "$f exists and was not written by this script; not touching a real SLURM installation"
+        fi
+    done
+    for d in slurmctld slurmd slurmdbd; do
         if running "$d" && ! our_pid "$d" >/dev/null; then
             unsupported "a $d not started by this script is running; not touching it"
+        fi
+    done
+    local port
+    for port in "$DB_PORT:mariadbd" "$DBD_PORT:slurmdbd"; do
+        if ! our_pid "${port#*:}" >/dev/null && port_open "${port%%:*}"; then
+            unsupported "port ${port%%:*} on 127.0.0.1 (for ${port#*:}) is taken by another program"
         fi
     done
 }
@@ -132,7 +154,7 @@ EOF
     cat >"$STATE/slurm.conf.new" <<EOF
 $MARK
 # a single-node test cluster on 127.0.0.1; "local_cluster.sh stop" stops it and removes this file
-ClusterName=platonic
+ClusterName=$CLUSTER
 SlurmctldHost=$NODE(127.0.0.1)
 SlurmUser=root
 AuthType=auth/munge
@@ -154,7 +176,10 @@ DefMemPerCPU=1000
 SchedulerType=sched/backfill
 SchedulerParameters=batch_sched_delay=0,sched_min_interval=0
 ReturnToService=2
-AccountingStorageType=accounting_storage/none
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=127.0.0.1
+AccountingStoragePort=$DBD_PORT
+AccountingStorageEnforce=associations,limits
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
 MinJobAge=3600
@@ -173,11 +198,49 @@ EOF
     else
         printf '%s\n' "$MARK" >"$STATE/gres.conf.new"
     fi
-    CHANGED=0
+    # the accounting database's password: made once, kept with the database (readable by slurm only)
+    mkdir -p "$DB/data"
+    chown slurm:slurm "$DB" "$DB/data" && chmod 700 "$DB"
+    [ -s "$DB/password" ] || (umask 077 && od -An -tx1 -N16 /dev/urandom | tr -d ' \n' >"$DB/password")
+    local pass
+    pass=$(cat "$DB/password")
+    (umask 077 && cat >"$STATE/slurmdbd.conf.new" <<EOF
+$MARK
+AuthType=auth/munge
+DbdHost=localhost
+DbdAddr=127.0.0.1
+DbdPort=$DBD_PORT
+SlurmUser=slurm
+LogFile=$DB/slurmdbd.log
+PidFile=$DB/slurmdbd.pid
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StoragePort=$DB_PORT
+StorageLoc=slurm_acct_db
+StorageUser=slurm
+StoragePass=$pass
+EOF
+    )
+    chown slurm:slurm "$STATE/slurmdbd.conf.new"   # slurmdbd insists: owned by SlurmUser, mode 600
+    # run by the private MariaDB at every start: the database and its user, whatever existed before
+    (umask 077 && cat >"$DB/init.sql" <<EOF
+CREATE DATABASE IF NOT EXISTS slurm_acct_db;
+CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY '$pass';
+ALTER USER 'slurm'@'127.0.0.1' IDENTIFIED BY '$pass';
+GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';
+EOF
+    )
+    chown slurm:slurm "$DB/password" "$DB/init.sql"
+    CHANGED=0 DBD_CHANGED=0
     local pair new dest
-    for pair in "slurm.conf.new:$CONF" "gres.conf.new:$GRES_CONF"; do
+    for pair in "slurm.conf.new:$CONF" "gres.conf.new:$GRES_CONF" "slurmdbd.conf.new:$DBD_CONF"; do
         new="$STATE/${pair%%:*}" dest="${pair#*:}"
-        if cmp -s "$new" "$dest"; then rm -f "$new"; else mv "$new" "$dest" && CHANGED=1; fi
+        if cmp -s "$new" "$dest"; then
+            rm -f "$new"
+        else
+            mv "$new" "$dest"
+            if [ "$dest" = "$DBD_CONF" ]; then DBD_CHANGED=1; else CHANGED=1; fi
+        fi
     done
 }
 
@@ -205,6 +268,53 @@ start_munge() {
     timeout 30 runuser -u munge -- /usr/sbin/munged --pid-file=/run/munge/munged.pid
     wait_for 20 munged bash -c 'timeout 5 munge -n | timeout 5 unmunge' || die "munged did not start"
     cp /run/munge/munged.pid "$OURS/munged.pid"
+}
+
+sql_ready() { [ -S "$DB/mysqld.sock" ] && [ -s "$DB/mariadbd.pid" ] && port_open "$DB_PORT"; }
+
+start_accounting() {   # the private MariaDB, slurmdbd, then the cluster, account and users in it
+    if [ "$DBD_CHANGED" = 1 ]; then stop_daemon slurmdbd; fi
+    if ! our_pid mariadbd >/dev/null; then
+        if [ ! -d "$DB/data/mysql" ]; then
+            log "creating the accounting database"
+            timeout 120 mariadb-install-db --no-defaults --user=slurm --datadir="$DB/data" \
+                --auth-root-authentication-method=socket --skip-test-db >"$DB/install.log" 2>&1 ||
+                { tail -20 "$DB/install.log" >&2; die "mariadb-install-db failed"; }
+        fi
+        log "starting mariadbd (127.0.0.1:$DB_PORT)"
+        rm -f "$DB/mariadbd.pid"
+        # no daemon mode of its own: detached here; its pid file says when it is up
+        setsid /usr/sbin/mariadbd --no-defaults --user=slurm --datadir="$DB/data" \
+            --socket="$DB/mysqld.sock" --pid-file="$DB/mariadbd.pid" --port="$DB_PORT" \
+            --bind-address=127.0.0.1 --skip-name-resolve --log-error="$DB/mariadbd.log" \
+            --init-file="$DB/init.sql" --innodb-buffer-pool-size=64M --innodb-lock-wait-timeout=900 \
+            --skip-log-bin </dev/null >/dev/null 2>&1 &
+        wait_for 60 mariadbd sql_ready || { tail -20 "$DB/mariadbd.log" >&2; die "mariadbd did not start"; }
+        cp "$DB/mariadbd.pid" "$OURS/mariadbd.pid"
+    fi
+    if ! our_pid slurmdbd >/dev/null; then
+        log "starting slurmdbd"
+        rm -f "$DB/slurmdbd.pid"
+        timeout 30 /usr/sbin/slurmdbd   # daemonizes
+        wait_for 30 slurmdbd dbd_up || { tail -20 "$DB/slurmdbd.log" >&2; die "slurmdbd did not come up"; }
+        wait_for 10 "slurmdbd pid file" bash -c "[ -s $DB/slurmdbd.pid ]" || die "slurmdbd wrote no pid file"
+        cp "$DB/slurmdbd.pid" "$OURS/slurmdbd.pid"
+    fi
+    # sacctmgr -i: no questions; each item only when missing (adding an existing one is an error)
+    local users u
+    timeout 10 sacctmgr -n -P list cluster format=cluster | grep -qx "$CLUSTER" ||
+        timeout 30 sacctmgr -i add cluster "$CLUSTER" >/dev/null
+    timeout 10 sacctmgr -n -P list account format=account | grep -qx "$ACCOUNT" ||
+        timeout 30 sacctmgr -i add account "$ACCOUNT" Cluster="$CLUSTER" Description="platonic-mlip tests" \
+            Organization=platonic >/dev/null
+    users=$(printf '%s\n' root ${SUDO_USER:-} | sort -u)
+    for u in $users; do
+        timeout 10 sacctmgr -n -P list association cluster="$CLUSTER" account="$ACCOUNT" user="$u" \
+            format=user | grep -qx "$u" ||
+            timeout 30 sacctmgr -i add user "$u" Account="$ACCOUNT" Cluster="$CLUSTER" >/dev/null
+        [ "$(timeout 10 sacctmgr -n -P list user "$u" format=defaultaccount)" = "$ACCOUNT" ] ||
+            timeout 30 sacctmgr -i modify user "$u" set DefaultAccount="$ACCOUNT" >/dev/null
+    done
 }
 
 start_slurm() {
@@ -252,22 +362,23 @@ case "$CMD" in
         install_packages
         write_configs
         start_munge
+        start_accounting
         start_slurm
         log "ready in $((SECONDS - T0)) s: $(timeout 10 sinfo -h -o 'partition %P, %D node %N (%c CPUs, %m MB, gres %G), state %t')"
         ;;
     stop)
         cancel_jobs
-        for d in slurmd slurmctld munged; do stop_daemon "$d"; done
+        for d in slurmd slurmctld slurmdbd mariadbd munged; do stop_daemon "$d"; done
         # without a running controller, every SLURM client call (and so every Snakemake start, whose
         # SLURM plugin asks `scontrol show config`) would wait ~9 s for it: remove our configuration
-        if ! running slurmctld && ! running slurmd; then
-            for f in "$CONF" "$GRES_CONF"; do
+        if ! running slurmctld && ! running slurmd && ! running slurmdbd; then
+            for f in "$CONF" "$GRES_CONF" "$DBD_CONF"; do
                 if [ -e "$f" ] && grep -qF "$MARK" "$f"; then rm -f "$f"; fi
             done
         fi
         ;;
     status)
-        for d in munged slurmctld slurmd; do
+        for d in munged mariadbd slurmdbd slurmctld slurmd; do
             if pid=$(our_pid "$d"); then
                 echo "$d: running (pid $pid, started by this script)"
             elif running "$d"; then
