@@ -7,12 +7,13 @@ SNAKEMAKE := $(BIN)/python -m snakemake --config 'envs={venv_dir: $(abspath $(VE
 FAMILIES := mace sevenn orb
 export PLATONIC_VENVS := $(abspath $(VENVS))
 
-.PHONY: help envs demo paper report test test-core test-families lint format lock clean-demo
+.PHONY: help envs demo paper paper-slurm report test test-core test-families lint format lock clean-demo
 
 help:
 	@echo "make demo     create the environments and run the study on the bundled MP-20 sample"
 	@echo "make test     create the environments and run the whole test suite"
 	@echo "make paper    run the full paper (config/config.yaml; needs internet and GPUs)"
+	@echo "make paper-slurm  the same, submitted to SLURM (fill in profiles/slurm/config.yaml first)"
 	@echo "make report   HTML report of the demo run (results/demo/report.html)"
 	@echo "make envs     create/update the virtualenvs (.venvs/{analysis,mace,sevenn,orb})"
 	@echo "make lock     re-resolve the environments and rewrite envs/locks/*.txt"
@@ -25,6 +26,9 @@ demo: envs
 
 paper: envs
 	$(SNAKEMAKE) --cores $(CORES) --configfile config/config.yaml
+
+paper-slurm: envs
+	$(SNAKEMAKE) --workflow-profile profiles/slurm --configfile config/config.yaml
 
 report: envs
 	$(SNAKEMAKE) --cores 1 --configfile config/demo.yaml --report results/demo/report.html

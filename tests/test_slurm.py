@@ -343,7 +343,7 @@ def test_failed_and_cancelled_jobs_end_the_run_and_a_rerun_completes_only_what_i
 
     # 2. the fixed config; the embedding job is cancelled (scancel) while it runs. Status from squeue:
     #    sacct calls the state of a job cancelled by a user 'CANCELLED by <uid>', which plugin 2.8.0
-    #    does not recognise (it would wait for that job for ever; docs/slurm.md says so)
+    #    does not recognise (it would wait for that job for ever; the README says so)
     good = slice_config(tmp_path / "fixed.yaml", name)
     rule_log.unlink()
     squeue_profile = site_profile(tmp_path / "squeue-profile", cluster, status="squeue")
