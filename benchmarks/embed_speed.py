@@ -6,6 +6,8 @@ Run it with the interpreter of the models' family (one family per call)::
         --structures 100 --repeats 3 --batch-atoms 500 --out results/benchmarks/embed_speed_sevenn.json
     .venvs/mace/bin/python benchmarks/embed_speed.py --models dummy-mace-mp-0-small ...
     .venvs/orb/bin/python benchmarks/embed_speed.py --models dummy-orb-v3 ...
+    .venvs/orb/bin/python benchmarks/embed_speed.py --models dummy-orb-v3 \
+        --architecture orb_v3_direct_inf_omat ...   # the same random control, direct architecture
 
 For every model, on the same first N structures of the MP-20 sample (``--csv``, ``--structures``):
 
@@ -15,8 +17,10 @@ naive  what a user of the package would write: the package's own ASE calculator,
        ``.model`` file; SevenNet: ``SevenNetCalculator`` + ``atoms.get_forces()`` with a forward pre-hook on
        ``reduce_input_to_hidden`` capturing its input (``calc.reset()`` per structure: it caches results);
        Orb: ``ORBCalculator`` + ``atoms.get_forces()`` with a forward hook on the trunk capturing
-       ``node_features``. The calculator gets its own copy of the model with trainable parameters, as the
-       package's loaders leave them.
+       ``node_features`` (conservative models: energy head, then forces and stress by autograd; direct
+       models: energy, force, stress and confidence heads, no autograd). The calculator gets its own copy of
+       the model with trainable parameters, as the package's loaders leave them, and the matmul precision
+       orb's loaders set (``float32-high``).
 ours   ``platonic_mlip.embed.base.embed_structures`` on the family's ``Embedder``: structures batched by atom
        count (``--batch-atoms``), forward pass only, no forces.
 
@@ -76,6 +80,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--csv", type=Path, default=DEFAULT_CSV, help="MP-20 split CSV (default: bundled sample)")
+    p.add_argument(
+        "--architecture",
+        help="build the models with this architecture instead of their own (random-weight models, e.g. "
+        "orb_v3_direct_inf_omat for the direct Orb-v3 network); the table names it after the model",
+    )
     p.add_argument("--out", type=Path, help="JSON file to write")
     return p.parse_args(argv)
 
@@ -177,8 +186,9 @@ class OrbNaive(NaiveRoute):
         self.calc = ORBCalculator(model, device=str(device))
         self.captured = []
         self.handle = model.model.register_forward_hook(self._hook)
+        what = "autograd forces and stress" if emb.conservative else "direct force and stress heads"
         self.description = (
-            "ORBCalculator per structure, atoms.get_forces() (conservative: autograd forces and stress), "
+            f"ORBCalculator per structure, atoms.get_forces() ({what}), "
             "forward hook on the trunk's node_features"
         )
 
@@ -229,6 +239,10 @@ def bench_model(name: str, args, atoms, ids, device, workdir: Path) -> dict:
     from platonic_mlip.models import resolve
 
     spec = resolve(name)
+    label = name
+    if args.architecture:
+        spec["architecture"] = args.architecture
+        label = f"{name} ({args.architecture})"
     family = spec["family"]
     emb = load_embedder(spec, str(device))
     naive = NAIVE[family](emb, device, workdir)
@@ -254,7 +268,7 @@ def bench_model(name: str, args, atoms, ids, device, workdir: Path) -> dict:
         rates["naive"].append(n_atoms / t_naive)
         rates["ours"].append(n_atoms / t_ours)
         print(
-            f"  {name} rep {rep + 1}/{args.repeats}: naive {rates['naive'][-1]:.1f} atoms/s, "
+            f"  {label} rep {rep + 1}/{args.repeats}: naive {rates['naive'][-1]:.1f} atoms/s, "
             f"ours {rates['ours'][-1]:.1f} atoms/s",
             file=sys.stderr,
             flush=True,
@@ -262,7 +276,8 @@ def bench_model(name: str, args, atoms, ids, device, workdir: Path) -> dict:
     naive.close()
     med_naive, med_ours = statistics.median(rates["naive"]), statistics.median(rates["ours"])
     return {
-        "model": name,
+        "model": label,
+        "architecture": spec.get("architecture"),
         "family": family,
         "n_structures": len(atoms),
         "n_atoms": n_atoms,

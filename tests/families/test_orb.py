@@ -98,6 +98,46 @@ def test_fast_path_matches_calculator_route(arch, embedders, structures, feats8)
 
 
 @pytest.mark.parametrize("arch", ARCHS)
+def test_fast_trunk_matches_package_forward(arch, embedders, structures):
+    """fast_trunk (first edge Linear split per node, SiLU in place, no decoder) == MoleculeGNS.forward."""
+    emb = embedders[arch]
+    assert emb.fast and orb.fast_trunk_applies(emb.model.model)
+    batch = emb.graph(structures[0][:8])
+    with torch.inference_mode():
+        vectors, _, _ = batch.compute_differentiable_edge_vectors(
+            use_stress_displacement=False, use_rotation=False
+        )
+        batch.edge_features["vectors"] = vectors
+        ref = emb.model.model(batch)["node_features"]
+        fast = orb.fast_trunk(emb.model.model, batch)
+    np.testing.assert_allclose(fast.numpy(), ref.numpy(), **TOL)
+
+
+def test_fast_trunk_falls_back_for_other_networks(embedders, monkeypatch):
+    gns = embedders[ARCHS[1]].model.model
+    assert orb.fast_trunk_applies(gns)
+    monkeypatch.setattr(gns.gnn_stacks[0], "_attention_gate", "softmax")
+    assert not orb.fast_trunk_applies(gns)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_edge_chunks_and_package_trunk_agree(arch, embedders, structures, feats8, monkeypatch):
+    """Chunked forwards (small edge_chunk) and the package's own trunk give the same features."""
+    atoms = structures[0][:8]
+    emb = embedders[arch]
+    graphs = emb.graphs(atoms)
+    chunks = orb._chunks(graphs, 300)
+    assert len(chunks) > 2 and [g for c in chunks for g in c] == graphs
+    assert all(len(c) == 1 or sum(int(g.n_edge.sum()) for g in c) <= 300 for c in chunks)
+    assert orb._chunks(graphs, None) == [graphs]
+    monkeypatch.setattr(emb, "edge_chunk", 300)
+    np.testing.assert_allclose(emb.embed_batch(atoms), feats8[arch], **TOL)
+    monkeypatch.setattr(emb, "edge_chunk", None)
+    monkeypatch.setattr(emb, "fast", False)
+    np.testing.assert_allclose(emb.embed_batch(atoms), feats8[arch], **TOL)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
 def test_batching_invariance(arch, embedders, structures, feats8):
     atoms = structures[0][:8]
     emb = embedders[arch]

@@ -4,14 +4,22 @@ Which features: the output of the GNS trunk, ``regressor.model(graph)["node_feat
 Orb-v3), i.e. what every head (energy, forces, stress, confidence) reads. This is the paper's choice
 (NOTES.md section 1).
 
-Fast path: a list of ``ase.Atoms`` becomes one batched graph with orb's own utilities
-(``ase_atoms_to_atom_graphs`` per structure with the model's ``system_config`` -- radius 6 A and 20 or 120
-neighbours -- exactly as ``ORBCalculator`` builds its graph, then ``base.batch_graphs``), and only the trunk
-runs, under ``torch.no_grad`` (no heads, no forces). For conservative models the edge vectors are recomputed
-from positions and unit-cell shifts with ``AtomGraphs.compute_differentiable_edge_vectors`` as
-``ConservativeForcefieldRegressor.forward`` does (its zero strain and identity rotation leave them unchanged),
-so the features match the full regressor forward to float rounding; the graph builder's own vectors differ
-from those by ~1e-6 A.
+Fast path: each ``ase.Atoms`` becomes a graph with orb's own utilities (``ase_atoms_to_atom_graphs`` with
+the model's ``system_config`` -- radius 6 A and 20 or 120 neighbours -- exactly as ``ORBCalculator`` builds
+its graph); consecutive graphs are joined with ``base.batch_graphs`` into chunks of at most ``edge_chunk``
+edges (CPU only, see ``CPU_EDGE_CHUNK``), and only the trunk runs, under ``torch.inference_mode`` (no heads,
+no forces). For conservative models the edge vectors are recomputed from positions and unit-cell shifts with
+``AtomGraphs.compute_differentiable_edge_vectors`` as ``ConservativeForcefieldRegressor.forward`` does (its
+zero strain and identity rotation leave them unchanged), so the features match the full regressor forward to
+float rounding; the graph builder's own vectors differ from those by ~1e-6 A.
+
+The trunk runs through ``fast_trunk`` (same modules and weights, same result up to float32 rounding) where
+the network is the plain Orb-v3 GNS (no conditioning, sigmoid attention); otherwise through the package's
+``MoleculeGNS.forward``. ``fast_trunk`` differs from it only in evaluation order: the first Linear of each
+edge MLP acts on ``cat([edges, nodes[senders], nodes[receivers]])``, so its sender and receiver blocks are
+applied to the nodes before gathering (``(nodes @ W_s.T)[senders]``: per atom instead of per edge, a quarter
+of the trunk's multiply-adds), SiLU runs in place, and the decoder and the last edge update (unused by
+``node_features``) are skipped. See docs/orb_speed.md for the measurements.
 
 Sources (``spec["source"]``):
 - a loader name of ``orb_models.forcefield.pretrained`` (``orb_v3_conservative_inf_omat``,
@@ -53,6 +61,10 @@ TIMEOUT_ENV = "PLATONIC_DOWNLOAD_TIMEOUT"
 DEFAULT_TIMEOUT_S = 15.0
 PRECISION = "float32-high"
 LAYER = "trunk node_features"
+#: on the CPU, forward passes are split into chunks of whole structures with at most this many edges (about
+#: 60 atoms of MP-20 crystals): 1024-wide per-edge float32 tensors then stay under 32 MB, glibc's largest
+#: mmap threshold, so they are reused instead of page-faulted in afresh; 10-15% faster than 500-atom chunks
+CPU_EDGE_CHUNK = 6000
 
 #: loader name -> (architecture builder in ``orb_models.forcefield.pretrained``, radius,
 #: max_num_neighbors), as the loaders of orb-models 0.5.5 build them (tests/families/test_orb.py checks
@@ -280,6 +292,10 @@ class OrbEmbedder(Embedder):
         self.weights_sha256 = _sha256(weights_path) if weights_path is not None else None
         self.matmul_precision = "highest" if PRECISION.endswith("highest") else "high"
         self.dim = self._latent_dim()
+        #: whether ``fast_trunk`` applies to this network (else the package's ``MoleculeGNS.forward``)
+        self.fast = fast_trunk_applies(self.model.model)
+        #: largest number of edges per forward pass (None: the whole batch at once)
+        self.edge_chunk = CPU_EDGE_CHUNK if self.device.type == "cpu" else None
         expect = spec.get("dim")
         if expect is not None and int(expect) != self.dim:
             raise ValueError(f"Orb model {name!r}: trunk width is {self.dim}, spec says dim={expect}")
@@ -298,12 +314,11 @@ class OrbEmbedder(Embedder):
         # Z with num_classes=118 (featurization_utilities.get_atom_embedding), so Z = 118 (Og) fails: 1..117
         return set(range(1, 118))
 
-    def graph(self, atoms_list: Sequence):
-        """One batched AtomGraphs of ``atoms_list`` on ``self.device``, as ORBCalculator builds each graph."""
+    def graphs(self, atoms_list: Sequence) -> list:
+        """One AtomGraphs per structure on ``self.device``, as ORBCalculator builds each graph."""
         from orb_models.forcefield.atomic_system import ase_atoms_to_atom_graphs
-        from orb_models.forcefield.base import batch_graphs
 
-        graphs = [
+        return [
             ase_atoms_to_atom_graphs(
                 atoms,
                 self.system_config,
@@ -313,22 +328,32 @@ class OrbEmbedder(Embedder):
             )
             for atoms in atoms_list
         ]
-        return graphs[0] if len(graphs) == 1 else batch_graphs(graphs)
+
+    def graph(self, atoms_list: Sequence):
+        """One batched AtomGraphs of ``atoms_list`` on ``self.device``, as ORBCalculator builds each graph."""
+        return _join(self.graphs(atoms_list))
+
+    def trunk(self, batch):
+        """Trunk ``node_features`` of a batched graph (edge vectors as the regressor computes them)."""
+        if self.conservative:
+            vectors, _, _ = batch.compute_differentiable_edge_vectors(
+                use_stress_displacement=False, use_rotation=False
+            )
+            batch.edge_features["vectors"] = vectors
+        if self.fast:
+            return fast_trunk(self.model.model, batch)
+        return self.model.model(batch)["node_features"]
 
     def embed_batch(self, atoms_list: Sequence) -> np.ndarray:
         import torch
 
         if len(atoms_list) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        with torch.no_grad(), _matmul_precision(self.matmul_precision):
-            batch = self.graph(atoms_list)
-            if self.conservative:
-                vectors, _, _ = batch.compute_differentiable_edge_vectors(
-                    use_stress_displacement=False, use_rotation=False
-                )
-                batch.edge_features["vectors"] = vectors
-            feats = self.model.model(batch)["node_features"]
-        return feats.detach().to("cpu", torch.float32).numpy()
+        with torch.inference_mode(), _matmul_precision(self.matmul_precision):
+            graphs = self.graphs(atoms_list)
+            feats = [self.trunk(_join(chunk)) for chunk in _chunks(graphs, self.edge_chunk)]
+            feats = feats[0] if len(feats) == 1 else torch.cat(feats)
+        return feats.to("cpu", torch.float32).numpy()
 
     def info(self) -> dict:
         from importlib.metadata import version
@@ -350,6 +375,114 @@ class OrbEmbedder(Embedder):
             "n_params_trunk": int(sum(p.numel() for p in self.model.model.parameters())),
             "versions": {"orb-models": version("orb-models"), "torch": torch.__version__},
         }
+
+
+def _join(graphs: list):
+    from orb_models.forcefield.base import batch_graphs
+
+    return graphs[0] if len(graphs) == 1 else batch_graphs(graphs)
+
+
+def _chunks(graphs: list, max_edges: int | None) -> list[list]:
+    """Consecutive runs of ``graphs`` with at most ``max_edges`` edges in all (a larger graph alone)."""
+    if max_edges is None:
+        return [graphs]
+    out, cur, total = [], [], 0
+    for g in graphs:
+        n = int(g.n_edge.sum())
+        if cur and total + n > max_edges:
+            out.append(cur)
+            cur, total = [], 0
+        cur.append(g)
+        total += n
+    if cur:
+        out.append(cur)
+    return out
+
+
+def fast_trunk_applies(gns) -> bool:
+    """Whether ``fast_trunk`` computes what ``gns.forward`` does: a MoleculeGNS without conditioning whose
+    interaction blocks use sigmoid attention and an edge MLP that starts with a Linear on the concatenated
+    [edge, sender, receiver] latents."""
+    import torch
+    from orb_models.forcefield.gns import AttentionInteractionNetwork, MoleculeGNS
+
+    if not isinstance(gns, MoleculeGNS) or gns.conditioner is not None:
+        return False
+    for gnn in gns.gnn_stacks:
+        if not isinstance(gnn, AttentionInteractionNetwork):
+            return False
+        first = gnn._edge_mlp.mlp[0] if len(gnn._edge_mlp.mlp) else None
+        if (
+            gnn.conditioning_type != ("none", "none")
+            or gnn._attention_gate != "sigmoid"
+            or not isinstance(first, torch.nn.Linear)
+            or first.in_features != 3 * gnn.latent_dim
+        ):
+            return False
+    return True
+
+
+def _run(modules, x, fresh: bool):
+    """Apply ``modules`` in order; SiLU in place on tensors this function made (``fresh``)."""
+    import torch
+    import torch.nn.functional as F
+
+    for mod in modules:
+        if isinstance(mod, torch.nn.Sequential):
+            x = _run(mod, x, fresh)
+        elif fresh and isinstance(mod, torch.nn.SiLU):
+            x = F.silu(x, inplace=True)
+        else:
+            x = mod(x)
+        fresh = fresh or not isinstance(mod, torch.nn.Identity | torch.nn.Dropout)
+    return x
+
+
+def _interaction(gnn, nodes, edges, senders, receivers, cutoff, last: bool):
+    """``AttentionInteractionNetwork.forward`` (no conditioning, sigmoid gate), first edge Linear split."""
+    import torch
+    from orb_models.forcefield import segment_ops
+
+    receive_attn = torch.sigmoid(gnn._receive_attn(edges))
+    send_attn = torch.sigmoid(gnn._send_attn(edges))
+    if gnn._distance_cutoff:
+        receive_attn = receive_attn * cutoff
+        send_attn = send_attn * cutoff
+
+    # Linear(cat([edges, nodes[senders], nodes[receivers]])) with the node blocks applied per node
+    mlp = gnn._edge_mlp.mlp
+    first, d = mlp[0], edges.shape[1]
+    w = first.weight
+    from_senders = nodes @ w[:, d : 2 * d].t()
+    if first.bias is not None:
+        from_senders += first.bias
+    from_receivers = nodes @ w[:, 2 * d :].t()
+    hidden = from_senders.index_select(0, senders)
+    hidden += from_receivers.index_select(0, receivers)
+    hidden = torch.addmm(hidden, edges, w[:, :d].t(), out=hidden)
+    updated_edges = gnn._edge_mlp.layer_norm(_run(list(mlp)[1:], hidden, fresh=True))
+
+    sent = segment_ops.segment_sum(updated_edges * send_attn, senders, nodes.shape[0])
+    received = segment_ops.segment_sum(updated_edges * receive_attn, receivers, nodes.shape[0])
+    updated_nodes = _run(gnn._node_mlp, torch.cat([nodes, received, sent], dim=1), fresh=False)
+    return nodes + updated_nodes, None if last else edges + updated_edges
+
+
+def fast_trunk(gns, batch):
+    """``gns(batch)["node_features"]`` for a plain Orb-v3 MoleculeGNS (``fast_trunk_applies``), up to float32
+    rounding; no decoder, no final edge update. Call under ``torch.inference_mode`` or ``no_grad``."""
+    from orb_models.forcefield.nn_util import get_cutoff
+
+    edge_features = gns.featurize_edges(batch)
+    node_features = gns.featurize_nodes(batch)
+    nodes = _run(gns._encoder._node_fn, node_features, fresh=False)
+    edges = _run(gns._encoder._edge_fn, edge_features, fresh=False)
+    cutoff = get_cutoff(batch.edge_features["vectors"].norm(dim=-1))
+    last = len(gns.gnn_stacks) - 1
+    for i, gnn in enumerate(gns.gnn_stacks):
+        nodes, edges = _interaction(gnn, nodes, edges, batch.senders, batch.receivers, cutoff, i == last)
+    return nodes
 
 
 def load(spec: dict, device) -> OrbEmbedder:
@@ -421,6 +554,8 @@ __all__ = [
     "OrbWeightsError",
     "build_architecture",
     "build_random_model",
+    "fast_trunk",
+    "fast_trunk_applies",
     "fetch_weights",
     "load",
     "weights_dir",
