@@ -198,8 +198,17 @@ def embed_structures(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, unit="atom", desc=f"embed {name}", mininterval=5.0)
+    # A batch's float32 result must not depend on what its process ran before (else a sharded run
+    # would not reproduce an unsharded one). Seen in about 1 of 20 processes: 7net-l3i5's first batch of
+    # a process came out up to 3e-3 away from the same batch run later. So TorchScript graphs (e3nn's
+    # compiled tensor products) run without the profiling executor's optimisations (~10% slower), and
+    # one structure is embedded and discarded before any result is kept (its time: warmup_s).
+    t_warm = time.perf_counter()
+    if keep:
+        with torch.no_grad(), torch.jit.optimized_execution(False):
+            embedder.embed_batch([atoms_list[keep[0]]])
     t0 = time.perf_counter()
-    with torch.no_grad():
+    with torch.no_grad(), torch.jit.optimized_execution(False):
         for batch in batches:
             idx = [i for i in batch if i not in skip]
             if not idx:
@@ -239,6 +248,7 @@ def embed_structures(
         "batches": [[b.start, b.stop] for b in batches],
         "batch_atoms": batch_atoms,
         "wall_time_s": wall,
+        "warmup_s": t0 - t_warm,
         "atoms_per_s": computed / wall if wall > 0 else float("nan"),
     }
     return out, stats
