@@ -4,7 +4,7 @@ VENVS ?= .venvs
 CORES ?= all
 BIN := $(VENVS)/analysis/bin
 SNAKEMAKE := $(BIN)/python -m snakemake --config 'envs={venv_dir: $(abspath $(VENVS))}'
-FAMILIES := mace sevenn orb
+FAMILIES := $(shell $(PYTHON) envs/venvs.py families)
 export PLATONIC_VENVS := $(abspath $(VENVS))
 
 .PHONY: help envs demo paper paper-slurm report test test-core test-families lint format lock clean-demo
@@ -15,7 +15,7 @@ help:
 	@echo "make paper    run the full paper (config/config.yaml; needs internet and GPUs)"
 	@echo "make paper-slurm  the same, submitted to SLURM (fill in profiles/slurm/config.yaml first)"
 	@echo "make report   HTML report of the demo run (results/demo/report.html)"
-	@echo "make envs     create/update the virtualenvs (.venvs/{analysis,mace,sevenn,orb})"
+	@echo "make envs     create/update the virtualenvs (.venvs/analysis and one per model family: $(FAMILIES))"
 	@echo "make lock     re-resolve the environments and rewrite envs/locks/*.txt"
 
 envs:
@@ -36,7 +36,9 @@ report: envs
 test: envs
 	PLATONIC_REQUIRE_ENVS=1 $(BIN)/python -m pytest tests --ignore=tests/families -ra
 	set -e; for f in $(FAMILIES); do \
-	  echo "== model family $$f"; $(VENVS)/$$f/bin/python -m pytest tests/families/test_$$f.py -ra; \
+	  echo "== model family $$f"; \
+	  py=$$($(PYTHON) envs/venvs.py python $$($(PYTHON) envs/venvs.py env-of $$f)); \
+	  PLATONIC_FAMILY=$$f $$py -m pytest tests/families/test_contract.py $$(ls tests/families/test_$$f.py 2>/dev/null) -ra; \
 	done
 
 lint: envs

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import datetime
 import json
 import os
@@ -89,135 +88,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-# --- naive routes: the package's own calculator, one structure at a time, forces included ---
-class NaiveRoute:
-    """Callable: list of ase.Atoms -> (n_atoms, dim) float32 features via the package's ASE calculator."""
-
-    description: str
-
-    def __call__(self, atoms_list) -> np.ndarray:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def close(self) -> None:
-        pass
-
-
-class MaceNaive(NaiveRoute):
-    def __init__(self, emb, device, workdir: Path):
-        import torch
-        from mace.calculators import MACECalculator
-
-        from platonic_mlip.embed import mace as fam
-
-        if emb.weights_path is not None:
-            path = emb.weights_path
-        else:  # the random control, saved as mace saves its models (trainable parameters, as built)
-            spec = emb.spec
-            path = workdir / "random.model"
-            model = fam.build_random_model(spec.get("architecture", "small"), int(spec.get("seed", 0)))
-            torch.save(model, path)
-        dtype = str(emb.dtype).replace("torch.", "")
-        self.calc = MACECalculator(model_paths=str(path), device=str(device), default_dtype=dtype)
-        self.layer = emb.layer
-        self.num_inv = emb.num_inv
-        self.num_layers = 1 if emb.layer == "first" else -1
-        self.description = (
-            f"MACECalculator.get_descriptors(atoms, invariants_only=True, num_layers={self.num_layers}) "
-            "per structure (forward with forces)"
-        )
-
-    def __call__(self, atoms_list):
-        out = []
-        for atoms in atoms_list:
-            d = self.calc.get_descriptors(atoms, invariants_only=True, num_layers=self.num_layers)
-            if self.layer == "last":
-                d = d[:, -self.num_inv :]
-            out.append(np.asarray(d, dtype=np.float32))
-        return np.concatenate(out)
-
-
-class SevennNaive(NaiveRoute):
-    def __init__(self, emb, device, workdir: Path):
-        from sevenn.calculator import SevenNetCalculator
-
-        if emb.seed is None:
-            self.calc = SevenNetCalculator(emb.checkpoint_path, device=str(device), modal=emb.modal)
-        else:  # the random control: a separate copy of the built model, parameters trainable as built
-            model = copy.deepcopy(emb.model).cpu()
-            for p in model.parameters():
-                p.requires_grad_(True)
-            self.calc = SevenNetCalculator(
-                model, file_type="model_instance", device=str(device), modal=emb.modal
-            )
-        self.captured = []
-        mod = self.calc.model._modules["reduce_input_to_hidden"]
-        self.handle = mod.register_forward_pre_hook(self._hook)
-        self.description = (
-            "SevenNetCalculator per structure, atoms.get_forces() (energy, forces, stress), "
-            "forward pre-hook on reduce_input_to_hidden"
-        )
-
-    def _hook(self, module, args):
-        self.captured.append(args[0]["x"].detach())
-
-    def __call__(self, atoms_list):
-        self.captured.clear()
-        for atoms in atoms_list:
-            a = atoms.copy()
-            self.calc.reset()  # the calculator caches results of an unchanged structure
-            a.calc = self.calc
-            a.get_forces()
-        feats = [t.to("cpu").float().numpy() for t in self.captured]
-        self.captured.clear()
-        return np.concatenate(feats)
-
-    def close(self):
-        self.handle.remove()
-
-
-class OrbNaive(NaiveRoute):
-    def __init__(self, emb, device, workdir: Path):
-        from orb_models.forcefield.calculator import ORBCalculator
-
-        model = copy.deepcopy(emb.model)  # own copy, parameters trainable as orb's loaders leave them
-        for p in model.parameters():
-            p.requires_grad_(True)
-        self.matmul_precision = emb.matmul_precision  # what orb's loaders set for the calculator
-        self.calc = ORBCalculator(model, device=str(device))
-        self.captured = []
-        self.handle = model.model.register_forward_hook(self._hook)
-        what = "autograd forces and stress" if emb.conservative else "direct force and stress heads"
-        self.description = (
-            f"ORBCalculator per structure, atoms.get_forces() ({what}), "
-            "forward hook on the trunk's node_features"
-        )
-
-    def _hook(self, module, inputs, output):
-        self.captured.append(output["node_features"].detach())
-
-    def __call__(self, atoms_list):
-        import torch
-
-        from platonic_mlip.embed import orb as fam
-
-        self.captured.clear()
-        with fam._matmul_precision(self.matmul_precision):
-            for atoms in atoms_list:
-                a = atoms.copy()
-                self.calc.reset()
-                a.calc = self.calc
-                a.get_forces()
-        feats = [t.to("cpu", torch.float32).numpy() for t in self.captured]
-        self.captured.clear()
-        return np.concatenate(feats)
-
-    def close(self):
-        self.handle.remove()
-
-
-NAIVE = {"mace": MaceNaive, "sevenn": SevennNaive, "orb": OrbNaive}
-
-
 # --- timing ---
 def _sync(device) -> None:
     import torch
@@ -235,7 +105,7 @@ def timed(fn, device):
 
 
 def bench_model(name: str, args, atoms, ids, device, workdir: Path) -> dict:
-    from platonic_mlip.embed.base import embed_structures, load_embedder
+    from platonic_mlip.embed.base import adapter, embed_structures, load_embedder
     from platonic_mlip.models import resolve
 
     spec = resolve(name)
@@ -245,7 +115,7 @@ def bench_model(name: str, args, atoms, ids, device, workdir: Path) -> dict:
         label = f"{name} ({args.architecture})"
     family = spec["family"]
     emb = load_embedder(spec, str(device))
-    naive = NAIVE[family](emb, device, workdir)
+    naive = adapter(family).NaiveRoute(emb, device, workdir)
     n_atoms = int(sum(len(a) for a in atoms))
 
     def ours(subset=atoms, sub_ids=ids):

@@ -2,12 +2,15 @@
 """Create the project's plain virtualenvs from the conda specs in ``envs/*.yaml``.
 
 One environment per model family (mace-torch pins e3nn 0.4.4, sevenn needs e3nn >= 0.5, orb-models
-changes torch's global dtype) plus ``analysis`` for Snakemake and the analysis. Standard library only,
+changes torch's global dtype) plus ``analysis`` for Snakemake and the analysis. The list comes from the
+family registry, ``src/platonic_mlip/families.py``. Standard library only,
 so it runs on a bare Python 3.11.
 
     python envs/venvs.py create [ENV ...]   # create or update (skips envs whose stamp is current)
     python envs/venvs.py lock [ENV ...]     # re-resolve from the specs and rewrite envs/locks/ENV.txt
     python envs/venvs.py python ENV         # print the interpreter path of ENV
+    python envs/venvs.py families           # print the model families (the Makefile's list)
+    python envs/venvs.py env-of FAMILY      # print the environment a family runs in
 
 Order of installation: torch first, pinned by ``envs/constraints.txt`` (otherwise pip pulls a newer
 torch with several GB of CUDA wheels), then the locked requirements ``envs/locks/ENV.txt`` when present
@@ -30,7 +33,21 @@ from pathlib import Path
 
 ENVS_DIR = Path(__file__).resolve().parent
 ROOT = ENVS_DIR.parent
-ALL_ENVS = ("analysis", "mace", "sevenn", "orb")
+
+
+def _load_families():
+    """The family registry (``src/platonic_mlip/families.py``, standard library only), loaded by path."""
+    import importlib.util
+
+    path = ROOT / "src" / "platonic_mlip" / "families.py"
+    spec = importlib.util.spec_from_file_location("_platonic_families", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+FAMILIES = _load_families()
+ALL_ENVS = tuple(FAMILIES.envs())
 CONSTRAINTS = ENVS_DIR / "constraints.txt"
 STAMP = ".platonic-stamp"
 
@@ -155,9 +172,15 @@ def lock(name: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("action", choices=("create", "lock", "python"))
+    ap.add_argument("action", choices=("create", "lock", "python", "families", "env-of"))
     ap.add_argument("envs", nargs="*", help=f"environments (default: all of {', '.join(ALL_ENVS)})")
     args = ap.parse_args(argv)
+    if args.action == "families":
+        print(" ".join(FAMILIES.family_names()))
+        return
+    if args.action == "env-of":
+        print(FAMILIES.family(args.envs[0])["env"])
+        return
     names = args.envs or list(ALL_ENVS)
     for name in names:
         if name not in ALL_ENVS:

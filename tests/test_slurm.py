@@ -33,7 +33,7 @@ CLUSTER = ROOT / "tests" / "slurm" / "local_cluster.sh"
 PROFILE = ROOT / "profiles" / "slurm" / "config.yaml"
 SCHEDULER_TIMEOUT = 30  # seconds, every squeue/sinfo/scancel call
 MODELS = ["7net-0", "dummy-mace-mp-0-small"]  # two families, both offline
-GPU_RULES = ("embed_mace", "embed_sevenn", "embed_orb")
+GPU_RULES = ("embed",)  # one embedding rule for every model family
 SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
 # what the cluster's TaskProlog writes into each job's output, once per job step
 TASK_LINE = re.compile(
@@ -305,15 +305,16 @@ def test_bad_site_settings_stop_at_submission_with_the_reason(cluster, tmp_path,
     assert time.monotonic() - t0 < 120
 
 
-def wait_for_running_job(run, rule, log, timeout=180):
-    """SLURM id of the running ``rule`` job of ``run`` once its rule log exists (its command started)."""
+def wait_for_running_job(run, rule, log, timeout=180, wildcard=""):
+    """SLURM id of the running ``rule`` job of ``run`` (whose wildcards mention ``wildcard``) once its rule
+    log exists (its command started)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and run.proc.poll() is None:
         if run.run_id() and log.exists():
             res = scheduler("squeue", "-h", "--name", run.run_id(), "-t", "running", "-o", "%i|%k")
             for line in res.stdout.split():
                 jobid, comment = line.split("|", 1)
-                if comment.startswith(f"rule_{rule}_"):
+                if comment.startswith(f"rule_{rule}_") and wildcard in comment:
                     return jobid
         time.sleep(0.5)
     pytest.fail(f"no running {rule} job with {log} within {timeout} s:\n{run.output()[-3000:]}")
@@ -331,7 +332,7 @@ def test_failed_and_cancelled_jobs_end_the_run_and_a_rerun_completes_only_what_i
     bad = prepared(tmp_path, name, model_options={victim: {"modal": "PBE"}})
     rc, out = slurm_run(profile, bad, tmp_path, *targets, log_name="failing.log").wait(timeout=300)
     assert rc != 0
-    assert "Error in rule embed_sevenn" in out and "SLURM status is: 'FAILED'" in out, out[-4000:]
+    assert "Error in rule embed" in out and "SLURM status is: 'FAILED'" in out, out[-4000:]
     rule_log = tmp_path / "results" / name / "logs" / "embed" / victim / "0000.log"
     assert "'modal' 'PBE'" in rule_log.read_text(), rule_log.read_text()[-2000:]
     assert not shard(tmp_path, name, victim).exists()
@@ -348,7 +349,7 @@ def test_failed_and_cancelled_jobs_end_the_run_and_a_rerun_completes_only_what_i
     rule_log.unlink()
     squeue_profile = site_profile(tmp_path / "squeue-profile", cluster, status="squeue")
     run = slurm_run(squeue_profile, good, tmp_path, *targets, log_name="cancelled.log")
-    jobid = wait_for_running_job(run, "embed_sevenn", rule_log)
+    jobid = wait_for_running_job(run, "embed", rule_log, wildcard=victim)
     assert scheduler("scancel", jobid).returncode == 0
     rc, out = run.wait(timeout=300)
     assert rc != 0
@@ -361,8 +362,8 @@ def test_failed_and_cancelled_jobs_end_the_run_and_a_rerun_completes_only_what_i
     rc, out = slurm_run(gres_profile, good, tmp_path, *targets, log_name="rerun.log").wait(timeout=300)
     assert rc == 0, out[-4000:]
     jobs = submitted_jobs(out)
-    assert Counter(rule for rule, _, _ in jobs) == {"embed_sevenn": 1, "gather_embeddings": 1}
-    (jobid, log), *_ = [(jobid, log) for rule, jobid, log in jobs if rule == "embed_sevenn"]
+    assert Counter(rule for rule, _, _ in jobs) == {"embed": 1, "gather_embeddings": 1}
+    (jobid, log), *_ = [(jobid, log) for rule, jobid, log in jobs if rule == "embed"]
     assert gpu_request(jobid) == {"TresPerNode": "gres:gpu:fake:1"}
     assert re.search(r"CUDA_VISIBLE_DEVICES=\d", log.read_text())
     assert shard(tmp_path, name, victim).exists() and (tmp_path / targets[0]).exists()
@@ -378,7 +379,8 @@ def test_workflow_on_slurm_matches_a_local_run(slice_runs):
 
     jobs = submitted_jobs(out)
     assert Counter(rule for rule, _, _ in jobs) == Counter(planned_jobs(out)), out[-3000:]
-    assert {"embed_mace", "embed_sevenn", "pairwise_metrics"} <= {rule for rule, _, _ in jobs}
+    assert {"embed", "pairwise_metrics"} <= {rule for rule, _, _ in jobs}
+    assert sum(rule == "embed" for rule, _, _ in jobs) == 2  # 7net-0 (sevenn) and the MACE control
     assert len({jobid for _, jobid, _ in jobs}) == len(jobs)
     for rule, jobid, log in jobs:
         text = log.read_text()  # the job's SLURM output, kept by the profile

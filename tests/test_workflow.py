@@ -64,7 +64,7 @@ def test_paper_config_builds_the_whole_dag(tmp_path):
         if len(parts) == 2 and parts[1].isdigit():
             counts[parts[0]] = int(parts[1])
     # 27,136 structures in shards of 2,000 -> 14 shards per model
-    assert counts["embed_mace"] == 5 * 14 and counts["embed_orb"] == 2 * 14 and counts["embed_sevenn"] == 14
+    assert counts["embed"] == 8 * 14  # one job per checkpoint and shard, every family
     assert counts["gather_embeddings"] == 8
     assert counts["project"] == 16  # 8 models x 2 anchor sets
     assert counts["anchor_sweep"] == 9  # K = 3 ... 400
@@ -593,6 +593,111 @@ def test_tampered_weights_file_is_not_loaded(tmp_path, random_mace_checkpoint):
     assert res.returncode != 0
     log = (tmp_path / "results" / "t" / "logs" / "embed" / "mace-mp-0-small" / "0000.log").read_text()
     assert "refusing to load" in log and "model_options.mace-mp-0-small.sha256" in log
+
+
+def test_unchecksummed_local_weights_are_refused_unless_trusted(tmp_path, random_mace_checkpoint):
+    """A local pickle with no sha256 in the config is not loaded; the message prints its digest to pin."""
+    import hashlib
+
+    digest = hashlib.sha256(random_mace_checkpoint.read_bytes()).hexdigest()
+
+    def run(name, options):
+        cfg = write_config(
+            tmp_path / f"{name}.yaml",
+            run_name=name,
+            **{
+                "structures.limit": 4,
+                "models": ["mace-mp-0-small", "7net-0"],
+                "anchors.reference_model": "7net-0",
+                "model_options": {"mace-mp-0-small": {"source": str(random_mace_checkpoint), **options}},
+            },
+        )
+        return run_config(cfg, tmp_path, f"results/{name}/embeddings/mace-mp-0-small.json")
+
+    res = run("unpinned", {})
+    assert res.returncode != 0
+    log = (tmp_path / "results" / "unpinned" / "logs" / "embed" / "mace-mp-0-small" / "0000.log").read_text()
+    assert "refusing to load local weights file" in log and f"sha256: {digest}" in log, log[-2000:]
+    assert "trust_weights_file" in log
+    assert not list((tmp_path / "results" / "unpinned" / "embeddings").rglob("*.npy"))
+    res = run("trusted", {"trust_weights_file": True})
+    assert res.returncode == 0, res.stderr[-3000:]
+    meta = json.loads((tmp_path / "results" / "trusted" / "embeddings" / "mace-mp-0-small.json").read_text())
+    assert meta["weights"]["sha256"] == digest and meta["weights"]["kind"] == "local"
+
+
+def test_a_wrong_sha256_stops_a_bundled_checkpoint(tmp_path):
+    require_env("sevenn")
+    cfg = write_config(
+        tmp_path / "b.yaml",
+        run_name="b",
+        **{"structures.limit": 4, "model_options": {"7net-0": {"sha256": "0" * 64}}},
+    )
+    res = run_config(cfg, tmp_path, "results/b/embeddings/7net-0.json")
+    assert res.returncode != 0
+    log = (tmp_path / "results" / "b" / "logs" / "embed" / "7net-0" / "0000.log").read_text()
+    assert "refusing to load" in log and "model_options.7net-0.sha256" in log, log[-2000:]
+
+
+def test_a_package_key_as_source_is_fetched_by_the_family(tmp_path):
+    """mace's own key `medium-mpa-0` as the source of a MACE model: the plan fetches it by that key."""
+    cfg = write_config(
+        tmp_path / "k.yaml",
+        run_name="k",
+        **{
+            "models": ["mace-mp-0-small", "7net-0"],
+            "anchors.reference_model": "7net-0",
+            "model_options": {"mace-mp-0-small": {"source": "medium-mpa-0"}},
+            "weights.cache_dir": str(tmp_path / "w"),
+        },
+    )
+    res = snakemake("-n", "-p", "--configfile", str(cfg), "--directory", str(tmp_path))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "rule fetch_weights" in res.stdout
+    assert (
+        "--key medium-mpa-0" in res.stdout
+        and str(tmp_path / "w" / "mace-mp-0-small" / "medium-mpa-0.model") in res.stdout
+    )
+
+
+def test_a_checkpoint_at_several_layers_is_embedded_in_one_job(tmp_path):
+    """`name@layer`: one embedding job per checkpoint; each model keeps its layer's columns. With
+    projection.center (ours) the centred spaces are measured beside the paper's."""
+    require_env("mace")
+    models = ["dummy-mace-mp-0-small", "dummy-mace-mp-0-small@last", "dummy-mace-mp-0-small@all", "7net-0"]
+    cfg = write_config(
+        tmp_path / "l.yaml",
+        run_name="l",
+        **{
+            "structures.limit": 6,
+            "models": models,
+            "anchors.reference_model": "7net-0",
+            "anchors.k": 10,
+            "metrics.n_sample": 30,
+            "metrics.uncertainty.repeats": 2,
+            "projection.center": True,
+        },
+    )
+    res = run_config(cfg, tmp_path, "results/l/metrics/pairwise.csv", cores=2)
+    assert res.returncode == 0, res.stderr[-3000:]
+    run = tmp_path / "results" / "l"
+    assert sorted(p.name for p in (run / "embeddings" / "shards").iterdir()) == [
+        "7net-0",
+        "dummy-mace-mp-0-small",
+    ]
+    shard = np.load(run / "embeddings" / "shards" / "dummy-mace-mp-0-small" / "0000.npy")
+    meta = json.loads((run / "embeddings" / "shards" / "dummy-mace-mp-0-small" / "0000.json").read_text())
+    assert meta["layers"] == ["first", "last", "all"] and shard.shape[1] == 128 + 128 + 256
+    first, last, both = (np.load(run / "embeddings" / f"{m}.npy") for m in models[:3])
+    assert first.shape[1] == last.shape[1] == 128 and both.shape[1] == 256
+    assert np.array_equal(both, np.hstack([first, last])) and not np.allclose(first, last)
+    assert json.loads((run / "embeddings" / "dummy-mace-mp-0-small@last.json").read_text())["layer"] == "last"
+    table = pd.read_csv(run / "metrics" / "pairwise.csv")
+    assert set(table["anchors"].dropna()) == {"direct", "random", "direct-centred", "random-centred"}
+    assert set(table["model_a"]) | set(table["model_b"]) == set(models)
+    centred = np.load(run / "platonic" / "direct-centred" / "7net-0.npy")
+    plain = np.load(run / "platonic" / "direct" / "7net-0.npy")
+    assert centred.shape == plain.shape and not np.allclose(centred, plain)
 
 
 # code run in a family environment to save a checkpoint of a random-initialised architecture

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 
 from .anchors import PAPER_N_ATOMS
-from .models import ConfigError, known_models, resolve
+from .models import ConfigError, checkpoint_specs, known_models, resolve, split_model_id
 
 
 def unknown_keys(config: dict, schema: dict, prefix: str = "") -> list[str]:
@@ -34,23 +34,33 @@ def unknown_keys(config: dict, schema: dict, prefix: str = "") -> list[str]:
 
 
 def model_specs(config: dict) -> dict[str, dict]:
-    """Resolve ``config['models']`` with ``config['model_options']`` into {name: spec}.
+    """Resolve ``config['models']`` (``name`` or ``name@layer``) with ``config['model_options']`` (keyed by
+    checkpoint name) into {model id: spec}.
 
-    Raises ConfigError for unknown models, duplicate names, options for models not in the run, an
-    anchor reference model that is not one of the run's models, and the ``published`` anchor set on
-    anything but the full MP-20 train split.
+    Raises ConfigError for unknown models or layers, duplicate names, options for checkpoints not in the
+    run, an anchor reference model that is not one of the run's models, a checkpoint at several layers
+    whose family gives one per pass, and the ``published`` anchor set on anything but the full MP-20
+    train split.
     """
     names = config["models"]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ConfigError(f"config key 'models': listed twice: {', '.join(dupes)}")
     options = config.get("model_options") or {}
+    checkpoints = {split_model_id(n)[0] for n in names}
     for name in options:
-        if name not in names:
+        base, layer = split_model_id(name)
+        if layer is not None:
+            raise ConfigError(
+                f"config key 'model_options.{name}': options belong to the checkpoint; write "
+                f"'model_options.{base}' (they apply to every layer of it)"
+            )
+        if name not in checkpoints:
             raise ConfigError(
                 f"config key 'model_options.{name}': {name!r} is not in 'models' ({', '.join(names)})"
             )
-    specs = {n: resolve(n, options.get(n)) for n in names}
+    specs = {n: resolve(n, options.get(split_model_id(n)[0])) for n in names}
+    checkpoint_specs(specs)  # raises for layers a family cannot give in one pass
     anchors = config["anchors"]
     refs = [("anchors.reference_model", anchors["reference_model"])]
     refs += [("anchors.reference_models", r) for r in anchors.get("reference_models") or []]

@@ -4,12 +4,18 @@ Standard library only: the Snakefile imports it to validate the config before an
 
 A spec is a plain dict:
 
-``family``      which environment and loader: ``mace``, ``sevenn`` or ``orb``
+A model of a run is a checkpoint plus a layer: ``name`` or ``name@layer`` (e.g. ``mace-mp-0-small@last``);
+without ``@layer`` the model gives the registry's layer, else its family's default layer
+(``platonic_mlip.families``). The same checkpoint may appear at several layers in one run; one embedding job
+computes all of them in one pass.
+
+``family``      which environment and adapter (``platonic_mlip.families.FAMILIES``)
 ``source``      a package key (``small``, ``7net-0``, ``orb_v3_direct_inf_omat``), a URL, a local path,
                 or ``random`` for an untrained control built from the package's own construction code
 ``architecture`` for ``source: random``: which architecture to instantiate
 ``seed``        for ``source: random``: the torch seed of the initialisation
-``layer``       which features (family specific; NOTES.md section 1 gives the paper's choice)
+``layer``       which features (one of the family's ``layers``; NOTES.md section 1 gives the paper's choice)
+``checkpoint``  (set by ``resolve``) the registry name without ``@layer``: one embedding job per checkpoint
 ``modal``       SevenNet multi-fidelity checkpoints only: the fidelity whose features are read
 ``dim``         expected embedding width (checked after the first batch)
 ``label``       short name for figures
@@ -17,13 +23,16 @@ A spec is a plain dict:
                 in step): the ``fetch_weights`` rule downloads it once into the weights cache
 ``sha256``      optional digest the weights file must have (set it in ``model_options``)
 ``offline``     true when the weights ship with the package or need none (runs without network)
+``trust_weights_file``  (model_options only) load a local weights file that has no ``sha256`` in the
+                config. Off by default: MACE ``.model`` and SevenNet/CHGNet checkpoints are pickles
 """
 
 from __future__ import annotations
 
 import copy
 
-FAMILIES = ("mace", "sevenn", "orb")
+from .families import family
+
 _MACE = "https://github.com/ACEsuit/mace-mp/releases/download"
 _ORB = "https://orbitalmaterials-public-models.s3.us-west-1.amazonaws.com/forcefields/orb-v3"
 _SEVENN = "https://github.com/MDIL-SNU/SevenNet/releases/download"
@@ -91,6 +100,10 @@ MODELS: dict[str, dict] = {
     "7net-mf-0": dict(
         family="sevenn", source="7net-mf-0", modal="PBE", dim=128, label="7net-mf-0", offline=True
     ),
+    # --- real checkpoints bundled in the chgnet wheel (run offline) ---
+    "chgnet-0.3.0": dict(family="chgnet", source="0.3.0", dim=64, label="CHGNet 0.3.0", offline=True),
+    "chgnet-0.2.0": dict(family="chgnet", source="0.2.0", dim=64, label="CHGNet 0.2.0", offline=True),
+    "chgnet-r2scan": dict(family="chgnet", source="r2scan", dim=64, label="CHGNet r2SCAN", offline=True),
     # --- untrained controls: fixed-seed random weights, the packages' own architectures ---
     "dummy-mace-mp-0-small": dict(
         family="mace",
@@ -120,10 +133,19 @@ MODELS: dict[str, dict] = {
         label="Dummy Orb",
         offline=True,
     ),
+    "dummy-chgnet": dict(
+        family="chgnet",
+        source="random",
+        architecture="0.3.0",
+        seed=0,
+        dim=64,
+        label="Dummy CHGNet",
+        offline=True,
+    ),
 }
 
 #: keys a config may override per model (``model_options: {name: {key: value}}``)
-OVERRIDABLE = ("source", "sha256", "seed", "layer", "modal", "batch_atoms", "label")
+OVERRIDABLE = ("source", "sha256", "trust_weights_file", "seed", "layer", "modal", "batch_atoms", "label")
 
 
 class ConfigError(ValueError):
@@ -134,47 +156,75 @@ def known_models() -> list[str]:
     return sorted(MODELS)
 
 
-def resolve(name: str, options: dict | None = None) -> dict:
-    """Return the spec of model ``name`` with per-model ``options`` applied.
+def split_model_id(model_id: str) -> tuple[str, str | None]:
+    """``"name@layer"`` -> ``("name", "layer")``; ``"name"`` -> ``("name", None)``."""
+    name, sep, layer = str(model_id).partition("@")
+    return name, (layer if sep else None)
 
-    Raises ConfigError naming the model or key and listing the alternatives.
+
+def resolve(name: str, options: dict | None = None) -> dict:
+    """Return the spec of model ``name`` (``checkpoint`` or ``checkpoint@layer``) with ``options`` applied.
+
+    ``options`` are the checkpoint's ``model_options``. Raises ConfigError naming the model or key and
+    listing the alternatives.
     """
-    if name not in MODELS:
+    base, layer = split_model_id(name)
+    if base not in MODELS:
         raise ConfigError(
-            f"config key 'models': unknown model {name!r}. Known models: {', '.join(known_models())}"
+            f"config key 'models': unknown model {base!r}. Known models: {', '.join(known_models())}"
         )
-    spec = copy.deepcopy(MODELS[name])
+    spec = copy.deepcopy(MODELS[base])
+    fam = family(spec["family"])
+    spec.setdefault("layer", fam["default_layer"])
+    registry_layer = spec["layer"]
     for key, value in (options or {}).items():
         if key not in OVERRIDABLE:
             raise ConfigError(
-                f"config key 'model_options.{name}.{key}': not a model option. "
+                f"config key 'model_options.{base}.{key}': not a model option. "
                 f"Allowed: {', '.join(OVERRIDABLE)}"
             )
         spec[key] = value
+    if layer is not None:
+        if layer == "":
+            raise ConfigError(f"config key 'models': {name!r} names no layer after '@'")
+        spec["label"] = f"{spec.get('label', base)} @{layer}"
+        spec["layer"] = layer
+    if spec["layer"] not in fam["layers"]:
+        where = f"config key 'models': {name!r}" if layer is not None else f"'model_options.{base}.layer'"
+        raise ConfigError(
+            f"{where}: layer {spec['layer']!r} is not a layer of the {fam['label']} family; "
+            f"choose from {', '.join(fam['layers'])}"
+        )
+    if spec["layer"] != registry_layer:
+        spec.pop("dim", None)  # the registry's width is the registry layer's
     spec["name"] = name
+    spec["checkpoint"] = base
     return spec
 
 
-def weights_plan(spec: dict, cache_dir) -> tuple[str | None, str | None]:
-    """Where a model's weights come from: (url to fetch or None, local file or None).
+def checkpoint_specs(specs: dict[str, dict]) -> dict[str, dict]:
+    """Group a run's model specs by checkpoint: {checkpoint: spec with ``layers`` in order of appearance}.
 
-    - untrained (``source: random``) and wheel-bundled (``offline``) models need no file: (None, None)
-    - a URL source, or the registry key with its official ``url``: fetched once into
-      ``<cache_dir>/<model>/<file name>``: (url, that path)
-    - any other source is a local file the user provides: (None, source)
+    One embedding job per checkpoint computes every requested layer in one pass. Raises ConfigError when a
+    checkpoint is requested at several layers but its family gives one layer per pass.
     """
-    from pathlib import PurePosixPath
-    from urllib.parse import urlsplit
-
-    source = str(spec.get("source", ""))
-    default = MODELS.get(spec.get("name", ""), {}).get("source")
-    if source == "random" or (spec.get("offline") and source == default):
-        return None, None
-    if "://" in source:
-        url = source
-    elif source == default and spec.get("url"):
-        url = spec["url"]
-    else:
-        return None, source
-    name = PurePosixPath(urlsplit(url).path).name or "weights"
-    return url, f"{str(cache_dir).rstrip('/')}/{spec['name']}/{name}"
+    out: dict[str, dict] = {}
+    for spec in specs.values():
+        ckpt = spec["checkpoint"]
+        if ckpt not in out:
+            job = copy.deepcopy(spec)
+            job.update(name=ckpt, label=MODELS[ckpt].get("label", ckpt), layers=[])
+            out[ckpt] = job
+        job = out[ckpt]
+        if spec["layer"] not in job["layers"]:
+            job["layers"].append(spec["layer"])
+    for ckpt, job in out.items():
+        if len(job["layers"]) > 1:
+            if not family(job["family"])["multi_layer"]:
+                raise ConfigError(
+                    f"config key 'models': {ckpt!r} is requested at layers {', '.join(job['layers'])}, "
+                    f"but the {job['family']} adapter gives one layer per pass"
+                )
+            job.pop("dim", None)
+            job["layer"] = job["layers"][0]
+    return out

@@ -1,7 +1,10 @@
 """The Platonic projection: cosine similarity of every atom's embedding to K anchor embeddings.
 
 z_i = [cos(e_i, a_1), ..., cos(e_i, a_K)]  (Li & Walsh; Moschella et al. "relative representations").
-No centring or whitening; float64 arithmetic.
+No centring or whitening (the paper's choice); float64 arithmetic. As OURS, ``center`` subtracts a vector
+(a model's mean embedding over the run's atoms, ``mean_embedding``) from every embedding and anchor before
+the cosine: the anisotropy of a space (every vector sharing one large common direction) then no longer
+pushes all cosines towards one value.
 
 Memory: the rows are processed in chunks, so a memory-mapped (N, D) input is read block by block and,
 with ``out`` a memory-mapped (N, K) array (``numpy.lib.format.open_memmap``), the whole projection never
@@ -26,6 +29,7 @@ def project(
     chunk: int = 32768,
     out_dtype=np.float32,
     out: np.ndarray | None = None,
+    center: np.ndarray | None = None,
 ) -> np.ndarray:
     """Project embeddings onto their own anchors.
 
@@ -36,6 +40,7 @@ def project(
     chunk : rows processed at once (bounds memory for large N; the result does not depend on it).
     out_dtype : dtype of the result when ``out`` is None; the arithmetic is float64.
     out : optional (N, K) array to write into (e.g. a writeable memmap); its dtype wins.
+    center : optional (D,) vector subtracted from embeddings and anchors before the cosine (OURS).
 
     Returns
     -------
@@ -44,13 +49,30 @@ def project(
     """
     if chunk < 1:
         raise ValueError(f"project: chunk={chunk} must be >= 1")
-    anchors = _unit_rows(embeddings[np.asarray(anchor_indices)])  # (K, D)
+    shift = 0.0 if center is None else np.asarray(center, dtype=np.float64).reshape(1, -1)
+    anchors = _unit_rows(
+        np.asarray(embeddings[np.asarray(anchor_indices)], dtype=np.float64) - shift
+    )  # (K, D)
     n = embeddings.shape[0]
     if out is None:
         out = np.empty((n, anchors.shape[0]), dtype=out_dtype)
     elif out.shape != (n, anchors.shape[0]):
         raise ValueError(f"project: out has shape {out.shape}, expected {(n, anchors.shape[0])}")
     for start in range(0, n, chunk):
-        block = _unit_rows(embeddings[start : start + chunk])
+        block = _unit_rows(np.asarray(embeddings[start : start + chunk], dtype=np.float64) - shift)
         out[start : start + chunk] = np.clip(block @ anchors.T, -1.0, 1.0)
     return out
+
+
+def mean_embedding(embeddings: np.ndarray, chunk: int = 32768) -> np.ndarray:
+    """(D,) float64 mean of the finite rows of (N, D) ``embeddings`` (rows of skipped structures are NaN)."""
+    total = np.zeros(embeddings.shape[1], dtype=np.float64)
+    count = 0
+    for start in range(0, embeddings.shape[0], chunk):
+        block = np.asarray(embeddings[start : start + chunk], dtype=np.float64)
+        ok = np.isfinite(block).all(axis=1)
+        total += block[ok].sum(axis=0)
+        count += int(ok.sum())
+    if count == 0:
+        raise ValueError("mean_embedding: no finite rows")
+    return total / count

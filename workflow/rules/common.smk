@@ -1,5 +1,7 @@
 # Config loading and validation, paths, interpreters and input functions shared by every rule file.
 import json
+import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -15,7 +17,9 @@ SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 sys.path.insert(0, str(SRC))
 
 from platonic_mlip.config import is_full_split, model_specs, unknown_keys
-from platonic_mlip.models import FAMILIES, ConfigError, weights_plan
+from platonic_mlip.families import FAMILIES
+from platonic_mlip.models import ConfigError, checkpoint_specs
+from platonic_mlip.weights import plan as weights_plan
 
 if (
     not workflow.overwrite_configfiles
@@ -29,19 +33,34 @@ if _problems:
     raise WorkflowError("invalid config:\n  " + "\n  ".join(_problems))
 validate(config, str(SCHEMA))
 try:
-    MODELS = model_specs(config)
+    MODELS = model_specs(config)  # {model id ("name" or "name@layer"): spec}
+    CHECKPOINTS = checkpoint_specs(
+        MODELS
+    )  # {checkpoint: spec with its layers}: one embedding job each
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
 
 wildcard_constraints:
     model="[^/]+",
+    checkpoint="[^/]+",
 
 
 RUN = f"results/{config['run_name']}"
 LOGS = f"{RUN}/logs"
 ANCHOR_SETS = config["anchors"]["sets"]
 PRIMARY_ANCHORS = ANCHOR_SETS[0]
+# Platonic spaces: one per anchor set, plus (OURS, projection.center) the same anchors after centring
+CENTRED = "-centred"
+SPACES = ANCHOR_SETS + (
+    [f"{s}{CENTRED}" for s in ANCHOR_SETS] if config["projection"]["center"] else []
+)
+
+
+def anchors_of_space(space):
+    return space[: -len(CENTRED)] if space.endswith(CENTRED) else space
+
+
 LABELS = json.dumps({m: s.get("label", m) for m, s in MODELS.items()})
 REFERENCE = config["anchors"]["reference_model"]
 # untrained controls (random weights): left out of the pair means of the anchor studies
@@ -71,12 +90,17 @@ def python_for(env):
     return str(py)
 
 
+def env_of(checkpoint):
+    """The environment of a checkpoint's family (family registry)."""
+    return FAMILIES[CHECKPOINTS[checkpoint]["family"]]["env"]
+
+
 def check_envs():
     """Stop before any job when a needed family virtualenv is missing (venv mode only)."""
     if USE_CONDA:
         return
-    families = sorted({s["family"] for s in MODELS.values()})
-    missing = [f for f in families if not (VENVS / f / "bin" / "python").exists()]
+    envs = sorted({env_of(c) for c in CHECKPOINTS})
+    missing = [e for e in envs if not (VENVS / e / "bin" / "python").exists()]
     if missing:
         raise WorkflowError(
             f"environment(s) {', '.join(missing)} not found under {VENVS} (config key 'envs.venv_dir'). "
@@ -91,23 +115,28 @@ def structures_source():
     return str(ROOT / src)  # paths in configs are relative to the repository
 
 
-def weights_of(model):
-    """(url or None, local weights file or None) of a model; see platonic_mlip.models.weights_plan."""
-    return weights_plan(MODELS[model], WEIGHTS)
+def weights_of(checkpoint):
+    """Where a checkpoint's weights come from (platonic_mlip.weights.plan): kind, url, key, local path."""
+    return weights_plan(CHECKPOINTS[checkpoint], WEIGHTS)
 
 
 def weights_input(wc):
-    path = weights_of(wc.model)[1]
+    path = weights_of(wc.checkpoint)["path"]
     return [path] if path else []
 
 
+def weights_file_option(wc):
+    path = weights_of(wc.checkpoint)["path"]
+    return f"--weights-file {shlex.quote(str(path))}" if path else ""
+
+
 def embed_options(wc):
-    """model_options of a model, with its weights file as the source when it has one."""
-    options = dict(config["model_options"].get(wc.model, {}))
-    path = weights_of(wc.model)[1]
-    if path:
-        options["source"] = path
-    return json.dumps(options)
+    """model_options of a checkpoint, as JSON for the embedding job."""
+    return json.dumps(config["model_options"].get(wc.checkpoint, {}))
+
+
+def checkpoint_of(model):
+    return MODELS[model]["checkpoint"]
 
 
 def shard_ids():
@@ -131,16 +160,12 @@ def shard_ids():
 SHARDS = shard_ids()
 
 
-def shard_files(model, ext):
-    return [f"{RUN}/embeddings/shards/{model}/{s}.{ext}" for s in SHARDS]
+def shard_files(checkpoint, ext):
+    return [f"{RUN}/embeddings/shards/{checkpoint}/{s}.{ext}" for s in SHARDS]
 
 
 def embedding_meta():
     return [f"{RUN}/embeddings/{m}.json" for m in MODELS]
-
-
-def models_of(family):
-    return [m for m, s in MODELS.items() if s["family"] == family]
 
 
 def embeddings(models=None):

@@ -3,7 +3,7 @@ rule pairwise_metrics:
         atoms=rules.parse_structures.output.atoms,
         raw=embeddings(),
         meta=embedding_meta(),
-        platonic=[p for s in ANCHOR_SETS for p in platonic(s)],
+        platonic=[p for s in SPACES for p in platonic(s)],
     output:
         csv=report(
             f"{RUN}/metrics/pairwise.csv",
@@ -25,7 +25,7 @@ rule pairwise_metrics:
         py=python_for("analysis"),
         script=f"{SCRIPTS}/pairwise_metrics.py",
         models=" ".join(MODELS),
-        sets=" ".join(ANCHOR_SETS),
+        sets=" ".join(SPACES),
         m=config["metrics"],
         u=config["metrics"]["uncertainty"],
         weights=json.dumps(config["metrics"]["composite_weights"]),

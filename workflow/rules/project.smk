@@ -1,7 +1,7 @@
 rule project:
     input:
         embeddings=f"{RUN}/embeddings/{{model}}.npy",
-        anchors=f"{RUN}/anchors/{{anchor_set}}.csv",
+        anchors=lambda wc: f"{RUN}/anchors/{anchors_of_space(wc.anchor_set)}.csv",
     output:
         npy=f"{RUN}/platonic/{{anchor_set}}/{{model}}.npy",
     log:
@@ -9,7 +9,7 @@ rule project:
     benchmark:
         f"{RUN}/benchmarks/project/{{anchor_set}}/{{model}}.tsv"
     wildcard_constraints:
-        anchor_set="direct|random|published",
+        anchor_set="|".join(SPACES),
     conda:
         "../../envs/analysis.yaml"
     resources:
@@ -18,6 +18,7 @@ rule project:
     params:
         py=python_for("analysis"),
         script=f"{SCRIPTS}/project.py",
+        center=lambda wc: "--center" if wc.anchor_set.endswith(CENTRED) else "",
     shell:
         "{params.py} {params.script} --embeddings {input.embeddings} --anchors {input.anchors}"
-        " --out {output.npy} > {log} 2>&1"
+        " {params.center} --out {output.npy} > {log} 2>&1"

@@ -1,7 +1,10 @@
-"""Per-atom embeddings of one model for one shard of the structures: a float32 matrix and a metadata JSON.
+"""Per-atom embeddings of one checkpoint for one shard of the structures: a float32 matrix and metadata JSON.
 
-Runs inside the model family's environment. Rows are aligned with the shard's slice of the atom table
-(``atom_range`` in the metadata); ``gather_embeddings.py`` joins the shards. Structures with elements
+Runs inside the model family's environment. Every requested layer of the checkpoint (``--layers``) comes out
+of one forward pass; their columns stand side by side (``layer_slices`` in the metadata). Rows are aligned
+with the shard's slice of the atom table (``atom_range`` in the metadata); ``gather_embeddings.py`` joins the
+shards and takes each model's layer. The weights go through ``platonic_mlip.weights`` (checksums, the
+refusal of unchecksummed local files) before the adapter sees them. Structures with elements
 the model does not cover are reported before any forward pass; ``--on-unsupported skip`` leaves their
 rows NaN and lists them in the metadata, ``fail`` (default) stops.
 """
@@ -14,7 +17,6 @@ import os
 import platform
 import sys
 import time
-from pathlib import Path
 
 # MKL's conditional numerical reproducibility: the same batch gives the same bits whatever the memory
 # alignment of its buffers (set before torch loads MKL; a user's own MKL_CBWR wins)
@@ -24,14 +26,17 @@ import _paths  # noqa: F401
 import numpy as np
 
 from platonic_mlip.io import save_npy, write_json
-from platonic_mlip.models import ConfigError, resolve
+from platonic_mlip.models import ConfigError, checkpoint_specs, resolve
 from platonic_mlip.structures import load_structures, sha256_of
+from platonic_mlip.weights import WeightsError
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--model", required=True)
+    ap.add_argument("--model", required=True, help="checkpoint name (registry model without @layer)")
+    ap.add_argument("--layers", default="", help="comma-separated layers (default: the model's layer)")
     ap.add_argument("--options", default="{}", help="JSON of per-model options (config model_options)")
+    ap.add_argument("--weights-file", default=None, help="the local weights file (url/key/local sources)")
     ap.add_argument("--structures", required=True, help="structures.npz from parse_structures")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--batch-atoms", type=int, default=2000)
@@ -45,7 +50,9 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     try:
-        spec = resolve(args.model, json.loads(args.options))
+        options = json.loads(args.options)
+        ids = [f"{args.model}@{layer}" for layer in args.layers.split(",") if layer] or [args.model]
+        spec = checkpoint_specs({m: resolve(m, options) for m in ids})[args.model]
     except ConfigError as err:
         raise SystemExit(f"ERROR: {err}") from None
     import torch
@@ -55,6 +62,7 @@ def main(argv=None):
         describe_unsupported,
         embed_structures,
         load_embedder,
+        local_weights,
         resolve_device,
         shard_range,
         unsupported_structures,
@@ -62,15 +70,10 @@ def main(argv=None):
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    source, want = str(spec.get("source", "")), spec.get("sha256")
-    if want and "://" not in source and Path(source).is_file():
-        # weights (MACE: Python pickles) are opened only when their digest matches the config
-        got = sha256_of(source)
-        if got.lower() != want.lower():
-            raise SystemExit(
-                f"ERROR: weights file {source} of model {args.model!r} has sha256 {got}, but config key "
-                f"'model_options.{args.model}.sha256' says {want}; refusing to load it"
-            )
+    try:
+        spec, weights = local_weights(spec, args.weights_file)
+    except WeightsError as err:
+        raise SystemExit(f"ERROR: {err}") from None
     batch_atoms = int(spec.get("batch_atoms") or args.batch_atoms)
     with np.load(args.structures) as z:
         n_atoms_all = z["n_atoms"]
@@ -125,6 +128,9 @@ def main(argv=None):
     meta = {
         "model": args.model,
         "spec": spec,
+        "layers": spec["layers"],
+        "layer_slices": embedder.layer_slices() if embedder is not None else None,
+        "weights": weights,
         "family": spec["family"],
         "shard": args.shard,
         "shard_structures": args.shard_structures,

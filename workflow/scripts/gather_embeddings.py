@@ -1,4 +1,8 @@
-"""Join one model's embedding shards into one matrix aligned with the atom table, and merge metadata."""
+"""Join a checkpoint's embedding shards into one model's matrix aligned with the atom table; merge metadata.
+
+A shard holds every layer the run asks of its checkpoint, side by side (``layer_slices`` in its metadata);
+the model (``checkpoint`` or ``checkpoint@layer``) keeps the columns of its ``--layer``.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,9 @@ def main(argv=None):
     ap.add_argument("--npy", nargs="+", required=True, help="shard matrices, in shard order")
     ap.add_argument("--json", nargs="+", required=True, help="shard metadata, in shard order")
     ap.add_argument("--structures", required=True, help="structures.npz (gives the number of atoms)")
+    ap.add_argument("--model", default=None, help="model id (default: the shards' checkpoint)")
+    ap.add_argument("--layer", default=None, help="layer to keep (default: the shards' only layer)")
+    ap.add_argument("--label", default=None, help="display label of the model")
     ap.add_argument("--out-npy", required=True)
     ap.add_argument("--out-json", required=True)
     args = ap.parse_args(argv)
@@ -39,15 +46,23 @@ def main(argv=None):
         expect = stop
     if expect != n_atoms:
         raise SystemExit(f"ERROR: shards cover {expect} atoms, the atom table has {n_atoms}")
-    feats = np.concatenate([np.asarray(a).reshape(-1, dim) for a in arrays], axis=0)
+    computed = [m for m in metas if m["n_atoms"]]
+    first = computed[0] if computed else metas[0]
+    slices = first.get("layer_slices") or {args.layer: [0, dim]}
+    layer = args.layer if args.layer is not None else next(iter(slices))
+    if layer not in slices:
+        raise SystemExit(
+            f"ERROR: {args.json[0]}: the shards of {first['model']!r} hold layers {', '.join(slices)}, "
+            f"not {layer!r}; delete them and rerun"
+        )
+    lo, hi = slices[layer]
+    feats = np.concatenate([np.asarray(a).reshape(-1, dim)[:, lo:hi] for a in arrays], axis=0)
     skipped = [s for m in metas for s in m["skipped"]]
     mask = np.zeros(len(feats), dtype=bool)
     for s in skipped:
         mask[s["atom_start"] : s["atom_stop"]] = True
     if not np.isfinite(feats[~mask]).all():
         raise SystemExit("ERROR: non-finite values outside the skipped structures")
-    computed = [m for m in metas if m["n_atoms"]]
-    first = computed[0] if computed else metas[0]
     wall = sum(m["wall_time_s"] for m in metas)
     embedded = sum(m["n_atoms_embedded"] for m in metas)
     meta = {
@@ -67,8 +82,13 @@ def main(argv=None):
         "wall_time_s": wall,
         "atoms_per_s": embedded / wall if wall > 0 else float("nan"),
         "load_time_s": sum(m["load_time_s"] for m in metas),
-        "dim": int(dim),
+        "dim": int(feats.shape[1]),
         "shape": list(feats.shape),
+        "checkpoint": first["model"],
+        "model": args.model or first["model"],
+        "layer": layer,
+        "label": args.label or args.model or first["model"],
+        "layer_description": first.get("layer"),
     }
     save_npy(args.out_npy, feats.astype(np.float32, copy=False))
     write_json(args.out_json, meta)

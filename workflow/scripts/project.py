@@ -14,7 +14,7 @@ import _paths  # noqa: F401
 import numpy as np
 import pandas as pd
 
-from platonic_mlip.projection import project
+from platonic_mlip.projection import mean_embedding, project
 
 
 def main(argv=None):
@@ -22,6 +22,9 @@ def main(argv=None):
     ap.add_argument("--embeddings", required=True)
     ap.add_argument("--anchors", required=True, help="anchor table CSV (atom_index column)")
     ap.add_argument("--chunk", type=int, default=32768, help="rows projected at once")
+    ap.add_argument(
+        "--center", action="store_true", help="OURS: subtract the model's mean embedding before the cosine"
+    )
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     emb = np.load(args.embeddings, mmap_mode="r")
@@ -33,7 +36,8 @@ def main(argv=None):
     tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
     try:
         z = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(emb.shape[0], len(idx)))
-        project(emb, idx, chunk=args.chunk, out=z)
+        center = mean_embedding(emb, chunk=args.chunk) if args.center else None
+        project(emb, idx, chunk=args.chunk, out=z, center=center)
         z.flush()
         shape = z.shape
         del z

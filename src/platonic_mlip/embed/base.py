@@ -20,11 +20,25 @@ class Embedder(ABC):
 
     Subclasses set ``self.spec`` (the resolved model spec, see ``platonic_mlip.models``), ``self.device``
     (a ``torch.device``) and ``self.dim`` (feature width), and implement the three methods below.
+
+    Several layers in one pass: ``spec["layers"]`` lists the requested layers (``requested_layers``); an
+    adapter of a family whose registry entry says ``multi_layer`` returns their columns side by side, in
+    that order, and sets ``self.layer_dims`` ({layer: width}); ``self.dim`` is then the sum. An adapter
+    that gives one layer leaves ``layer_dims`` unset (the base reports ``{layer: dim}``).
+
+    The adapter *module* ``platonic_mlip.embed.<family>`` provides, besides ``load(spec, device)``:
+    ``bundled_path(key)`` (the file of a checkpoint that ships in the package, for families with
+    ``bundled`` keys), ``key_url(key)`` (the package's own download URL of a checkpoint key, for the
+    weights layer) and ``NaiveRoute`` (the package's own calculator/descriptor route, one structure at a
+    time: ``NaiveRoute(spec, device, workdir)(atoms_list) -> (n_atoms, dim)`` features of the spec's
+    single ``layer``, ``.description``, ``.close()``; the contract test and the speed benchmark compare
+    against it).
     """
 
     spec: dict
     device: object
     dim: int
+    layer_dims: dict | None = None
 
     @abstractmethod
     def supported_numbers(self) -> set[int] | None:
@@ -35,7 +49,8 @@ class Embedder(ABC):
         """Features of every atom of a batch of ``ase.Atoms``.
 
         Returns an array of shape (sum of len(atoms) over the batch, dim), rows in structure order then
-        ASE atom order. Forward pass only: no forces, no gradients; runs on ``self.device``.
+        ASE atom order, the requested layers' columns side by side. Forward pass only: no forces, no
+        gradients; runs on ``self.device``.
         """
 
     @abstractmethod
@@ -43,10 +58,85 @@ class Embedder(ABC):
         """Metadata: at least ``weights_source``, ``weights_sha256`` (None for random weights),
         ``layer`` (a human-readable description of which features), and ``versions`` (package -> version)."""
 
+    def layer_slices(self) -> dict[str, list[int]]:
+        """{layer: [first column, stop column]} of each requested layer in ``embed_batch``'s output."""
+        dims = self.layer_dims or {requested_layers(self.spec)[0]: self.dim}
+        out, start = {}, 0
+        for name, width in dims.items():
+            out[name] = [start, start + int(width)]
+            start += int(width)
+        if start != self.dim:
+            raise RuntimeError(f"layer widths {dims} do not add up to the feature width {self.dim}")
+        return out
+
+
+class NaiveRoute:
+    """The package's own route to a model's features: its calculator or descriptor function, one structure
+    at a time, with forces where the package computes them -- what a user of the package would write.
+
+    Each adapter module subclasses it as ``NaiveRoute(embedder, device, workdir)`` (the loaded ``Embedder``,
+    so both routes use the same weights; ``workdir`` for files the package needs). Calling it on a list of
+    ``ase.Atoms`` returns (n_atoms, dim) float32 features of the embedder's (first) layer. The contract
+    test checks our batched path against it; the speed benchmark times both.
+    """
+
+    description: str
+
+    def __call__(self, atoms_list) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+def requested_layers(spec: dict) -> list[str]:
+    """The layers a job computes: ``spec["layers"]``, else ``[spec["layer"]]`` (None: the family default)."""
+    layers = spec.get("layers")
+    if layers:
+        return list(layers)
+    return [spec.get("layer")]
+
+
+def adapter(family: str):
+    """The adapter module of a family (``platonic_mlip.families.FAMILIES[family]["adapter"]``)."""
+    from platonic_mlip.families import family as family_entry
+
+    return importlib.import_module(family_entry(family)["adapter"])
+
+
+def local_weights(spec: dict, weights_file: str | None = None) -> tuple[dict, dict]:
+    """Turn ``spec``'s weights source into the one local file its adapter loads (``platonic_mlip.weights``).
+
+    Bundled keys become the package's file (the adapter's ``bundled_path``); downloaded and local sources
+    become ``weights_file`` (the file the workflow fetched) or the planned path. The file is checked
+    (``weights.check_file``: configured sha256 for every source, refusal of unchecksummed local files,
+    digest recorded at download). Returns (a copy of ``spec`` whose ``source`` is that file, or
+    ``random``; the plan with ``path`` and ``sha256``). Raises ``weights.WeightsError``.
+    """
+    import copy
+    from pathlib import Path
+
+    from platonic_mlip.weights import WeightsError, check_file, plan
+
+    spec = copy.deepcopy(spec)
+    weights = plan(spec, "")
+    if weights["kind"] == "bundled":
+        try:
+            weights["path"] = str(adapter(spec["family"]).bundled_path(weights["key"]))
+        except Exception as err:
+            raise WeightsError(f"model {spec.get('checkpoint', spec.get('name'))!r}: {err}") from err
+    elif weights["kind"] != "random":
+        weights["path"] = weights_file or weights["path"]
+    if weights["path"]:
+        weights["sha256"] = check_file(spec, weights["kind"], weights["path"])
+        weights["path"] = str(Path(weights["path"]).resolve())
+        spec["source"] = weights["path"]
+    return spec, weights
+
 
 def load_embedder(spec: dict, device: str = "auto") -> Embedder:
-    """Load the model described by ``spec`` with its family's loader (``platonic_mlip.embed.<family>``)."""
-    module = importlib.import_module(f"platonic_mlip.embed.{spec['family']}")
+    """Load the model described by ``spec`` with its family's adapter (the family registry names it)."""
+    module = adapter(spec["family"])
     dev = resolve_device(device)
     if dev.type == "cpu":
         tune_cpu_allocator()

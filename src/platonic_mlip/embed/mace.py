@@ -39,7 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Embedder
+from .base import Embedder, requested_layers
+from .base import NaiveRoute as _NaiveRoute
 
 #: the 89 elements of MPtrj, as in the MACE-MP-0 checkpoints' ``atomic_numbers`` buffer (H..Bi, Ac..Pu)
 MPTRJ_Z_TABLE = tuple(range(1, 84)) + tuple(range(89, 95))
@@ -254,11 +255,13 @@ class MACEEmbedder(Embedder):
 
         self.spec = spec
         self.device = device
-        layer = spec.get("layer", "first")
-        if layer not in LAYERS:
-            raise ValueError(
-                f"MACE model {spec.get('name', '?')!r}: layer {layer!r} not one of {', '.join(LAYERS)}"
-            )
+        self.layers = [layer or "first" for layer in requested_layers(spec)]
+        for layer in self.layers:
+            if layer not in LAYERS:
+                raise ValueError(
+                    f"MACE model {spec.get('name', '?')!r}: layer {layer!r} not one of {', '.join(LAYERS)}"
+                )
+        layer = self.layers[0]
         if not all(hasattr(model, a) for a in ("products", "num_interactions", "atomic_numbers")):
             raise ValueError(
                 f"MACE model {spec.get('name', '?')!r}: {type(model).__name__} is not a MACE model with "
@@ -284,10 +287,11 @@ class MACEEmbedder(Embedder):
         irreps_out = o3.Irreps(str(model.products[0].linear.irreps_out))
         self.l_max = irreps_out.lmax
         self.num_inv = irreps_out.dim // (self.l_max + 1) ** 2
-        n_layers = {"first": 1, "last": 1, "all": self.num_interactions}[layer]
-        self.dim = self.num_inv * n_layers
-        # interaction/product blocks the layer needs (the rest of the model is skipped on the truncated route)
-        self.n_blocks = 1 if layer == "first" else self.num_interactions
+        widths = {"first": 1, "last": 1, "all": self.num_interactions}
+        self.layer_dims = {name: self.num_inv * widths[name] for name in self.layers}
+        self.dim = sum(self.layer_dims.values())
+        # interaction/product blocks the layers need (the rest of the model is skipped on the truncated route)
+        self.n_blocks = 1 if self.layers == ["first"] else self.num_interactions
         reason = _truncation_unsupported(model)
         self.route = "truncated" if reason is None else "full"
         if reason is not None:
@@ -379,13 +383,14 @@ class MACEEmbedder(Embedder):
         return torch.cat(feats, dim=-1)
 
     def select(self, node_feats):
+        """The requested layers' invariant columns, side by side (``get_descriptors``' slicing)."""
+        import torch
         from mace.modules.utils import extract_invariant
 
-        n_layers = 1 if self.layer == "first" else self.num_interactions
+        n_layers = 1 if self.n_blocks == 1 else self.num_interactions
         inv = extract_invariant(node_feats, num_layers=n_layers, num_features=self.num_inv, l_max=self.l_max)
-        if self.layer == "last":
-            inv = inv[:, -self.num_inv :]
-        return inv
+        parts = {"first": inv[:, : self.num_inv], "last": inv[:, -self.num_inv :], "all": inv}
+        return torch.cat([parts[name] for name in self.layers], dim=-1)
 
     def embed_batch(self, atoms_list: Sequence, _full_model: bool = False) -> np.ndarray:
         import torch
@@ -405,13 +410,16 @@ class MACEEmbedder(Embedder):
             from ..structures import sha256_of
 
             self._sha = sha256_of(self.weights_path)
-        layer_text = {
+        texts = {
             "first": "invariant (l=0) node features after interaction block 1 "
             "(get_descriptors(invariants_only=True, num_layers=1))",
             "last": f"invariant (l=0) node features of the last interaction layer ({self.num_interactions})",
             "all": f"invariant (l=0) node features of all {self.num_interactions} interaction layers, "
             "concatenated (get_descriptors(invariants_only=True, num_layers=-1))",
-        }[self.layer]
+        }
+        layer_text = "; ".join(
+            f"{name}: {texts[name]}" if len(self.layers) > 1 else texts[name] for name in self.layers
+        )
         out = {
             "weights_source": self.weights_source,
             "weights_path": None if self.weights_path is None else str(self.weights_path),
@@ -464,3 +472,48 @@ def load(spec: dict, device) -> MACEEmbedder:
     weights_source, path = fetch_weights(str(source), name)
     model = _load_checkpoint(path, device, name)
     return MACEEmbedder(spec, device, model, weights_source, path)
+
+
+def key_url(key: str) -> str:
+    """mace's own download URL of a foundation-model key (``mace_mp_urls``: small, medium-mpa-0, ...)."""
+    from mace.calculators.foundations_models import mace_mp_urls
+
+    if key not in mace_mp_urls:
+        raise WeightsUnavailableError(
+            f"unknown MACE foundation-model key {key!r}; mace's keys: {', '.join(sorted(mace_mp_urls))}"
+        )
+    return mace_mp_urls[key]
+
+
+class NaiveRoute(_NaiveRoute):
+    """The package's own route (``base.NaiveRoute``): MACECalculator.get_descriptors per structure."""
+
+    def __init__(self, emb, device, workdir: Path):
+        import torch
+        from mace.calculators import MACECalculator
+
+        if emb.weights_path is not None:
+            path = emb.weights_path
+        else:  # the random control, saved as mace saves its models (trainable parameters, as built)
+            spec = emb.spec
+            path = workdir / "random.model"
+            model = build_random_model(spec.get("architecture", "small"), int(spec.get("seed", 0)))
+            torch.save(model, path)
+        dtype = str(emb.dtype).replace("torch.", "")
+        self.calc = MACECalculator(model_paths=str(path), device=str(device), default_dtype=dtype)
+        self.layer = emb.layer
+        self.num_inv = emb.num_inv
+        self.num_layers = 1 if emb.layer == "first" else -1
+        self.description = (
+            f"MACECalculator.get_descriptors(atoms, invariants_only=True, num_layers={self.num_layers}) "
+            "per structure (forward with forces)"
+        )
+
+    def __call__(self, atoms_list):
+        out = []
+        for atoms in atoms_list:
+            d = self.calc.get_descriptors(atoms, invariants_only=True, num_layers=self.num_layers)
+            if self.layer == "last":
+                d = d[:, -self.num_inv :]
+            out.append(np.asarray(d, dtype=np.float32))
+        return np.concatenate(out)

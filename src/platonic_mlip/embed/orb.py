@@ -45,6 +45,7 @@ model's matmul precision is set only around each forward pass.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import urllib.parse
 import urllib.request
@@ -55,6 +56,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import Embedder
+from .base import NaiveRoute as _NaiveRoute
 
 WEIGHTS_ENV = "PLATONIC_WEIGHTS_DIR"
 TIMEOUT_ENV = "PLATONIC_DOWNLOAD_TIMEOUT"
@@ -538,6 +540,11 @@ def load(spec: dict, device) -> OrbEmbedder:
         return OrbEmbedder(spec, device, model, origin, Path(path), arch)
 
 
+def key_url(key: str) -> str:
+    """orb-models' own download URL of a loader key (the default ``weights_path`` of that loader)."""
+    return _pretrained_url(key)
+
+
 def _load_or_explain(fn, name: str, path: Path):
     try:
         return fn()
@@ -557,6 +564,48 @@ __all__ = [
     "fast_trunk",
     "fast_trunk_applies",
     "fetch_weights",
+    "key_url",
     "load",
     "weights_dir",
 ]
+
+
+class NaiveRoute(_NaiveRoute):
+    """The package's own route (``base.NaiveRoute``): ORBCalculator per structure with forces, a hook on
+    the trunk."""
+
+    def __init__(self, emb, device, workdir: Path):
+        from orb_models.forcefield.calculator import ORBCalculator
+
+        model = copy.deepcopy(emb.model)  # own copy, parameters trainable as orb's loaders leave them
+        for p in model.parameters():
+            p.requires_grad_(True)
+        self.matmul_precision = emb.matmul_precision  # what orb's loaders set for the calculator
+        self.calc = ORBCalculator(model, device=str(device))
+        self.captured = []
+        self.handle = model.model.register_forward_hook(self._hook)
+        what = "autograd forces and stress" if emb.conservative else "direct force and stress heads"
+        self.description = (
+            f"ORBCalculator per structure, atoms.get_forces() ({what}), "
+            "forward hook on the trunk's node_features"
+        )
+
+    def _hook(self, module, inputs, output):
+        self.captured.append(output["node_features"].detach())
+
+    def __call__(self, atoms_list):
+        import torch
+
+        self.captured.clear()
+        with _matmul_precision(self.matmul_precision):
+            for atoms in atoms_list:
+                a = atoms.copy()
+                self.calc.reset()
+                a.calc = self.calc
+                a.get_forces()
+        feats = [t.to("cpu", torch.float32).numpy() for t in self.captured]
+        self.captured.clear()
+        return np.concatenate(feats)
+
+    def close(self):
+        self.handle.remove()

@@ -26,12 +26,15 @@ memory.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from platonic_mlip.embed.base import Embedder, UnsupportedElementsError, tune_cpu_allocator
+from platonic_mlip.embed.base import NaiveRoute as _NaiveRoute
 
 FEATURE_MODULE = "reduce_input_to_hidden"
 LAYER_ALIASES = (None, "readout_input", FEATURE_MODULE, "input of reduce_input_to_hidden")
@@ -361,3 +364,61 @@ def load(spec: dict, device) -> SevenNetEmbedder:
     if device.type == "cpu":
         tune_cpu_allocator()  # idempotent; load_embedder already did it for workflow jobs
     return SevenNetEmbedder(spec, device)
+
+
+def bundled_path(key: str) -> str:
+    """The checkpoint file of a key shipped inside the sevenn wheel (e.g. ``7net-0``)."""
+    paths, _ = _expected_paths(key)
+    if not os.path.isfile(paths[0]):
+        raise SevenNetLoadError(f"SevenNet checkpoint {key!r} is not bundled with this sevenn installation")
+    return paths[0]
+
+
+def key_url(key: str) -> str:
+    """sevenn's own download URL of a checkpoint key (``sevenn._const.CHECKPOINT_DOWNLOAD_LINKS``)."""
+    _, url = _expected_paths(key)
+    if url is None:
+        raise SevenNetLoadError(f"SevenNet checkpoint {key!r} has no download link in sevenn")
+    return url
+
+
+class NaiveRoute(_NaiveRoute):
+    """The package's own route (``base.NaiveRoute``): SevenNetCalculator per structure with forces, a
+    pre-hook on the readout input."""
+
+    def __init__(self, emb, device, workdir: Path):
+        from sevenn.calculator import SevenNetCalculator
+
+        if emb.seed is None:
+            self.calc = SevenNetCalculator(emb.checkpoint_path, device=str(device), modal=emb.modal)
+        else:  # the random control: a separate copy of the built model, parameters trainable as built
+            model = copy.deepcopy(emb.model).cpu()
+            for p in model.parameters():
+                p.requires_grad_(True)
+            self.calc = SevenNetCalculator(
+                model, file_type="model_instance", device=str(device), modal=emb.modal
+            )
+        self.captured = []
+        mod = self.calc.model._modules["reduce_input_to_hidden"]
+        self.handle = mod.register_forward_pre_hook(self._hook)
+        self.description = (
+            "SevenNetCalculator per structure, atoms.get_forces() (energy, forces, stress), "
+            "forward pre-hook on reduce_input_to_hidden"
+        )
+
+    def _hook(self, module, args):
+        self.captured.append(args[0]["x"].detach())
+
+    def __call__(self, atoms_list):
+        self.captured.clear()
+        for atoms in atoms_list:
+            a = atoms.copy()
+            self.calc.reset()  # the calculator caches results of an unchanged structure
+            a.calc = self.calc
+            a.get_forces()
+        feats = [t.to("cpu").float().numpy() for t in self.captured]
+        self.captured.clear()
+        return np.concatenate(feats)
+
+    def close(self):
+        self.handle.remove()

@@ -1,0 +1,101 @@
+"""The model-family registry: the one place that says which families exist and what each needs.
+
+Standard library only: ``envs/venvs.py`` (bare Python), the Makefile (``python envs/venvs.py families``), the
+Snakefile (one ``embed`` rule, interpreter chosen per model) and the tests all derive from ``FAMILIES``.
+Adding a family means: an adapter module ``platonic_mlip.embed.<name>`` (see ``platonic_mlip.embed.base``),
+an environment spec ``envs/<env>.yaml`` (+ its lock), an entry here and its models in
+``platonic_mlip.models.MODELS``. ``tests/families/test_contract.py`` then checks the family in its own
+environment.
+
+A family entry:
+
+``env``             the virtualenv / conda spec it runs in (``envs/<env>.yaml``)
+``adapter``         module with ``load(spec, device)`` (and, see ``embed.base``, ``bundled_path``,
+                    ``key_url``, ``NaiveRoute``)
+``layers``          the feature layers a model of the family can give (``name@layer`` in a run's models)
+``default_layer``   the layer a model gives when the run does not name one
+``multi_layer``     whether one forward pass can return several layers at once (else one layer per job)
+``bundled``         package keys whose weights ship inside the package wheel (no download)
+``weights_suffix``  file ending of the family's weights (a downloaded package key is stored as
+                    ``<key><suffix>``; a source ending in it is a local file)
+``gpu``             whether its embedding jobs want a GPU (``resources: gpu`` on a cluster)
+``label``           display name
+``contract``        what the contract test embeds: ``model`` (a registry model that loads offline),
+                    ``atol`` (largest absolute difference allowed against the package's own route),
+                    ``unsupported`` (an atomic number the model lacks, or None when it takes every element)
+"""
+
+from __future__ import annotations
+
+FAMILIES: dict[str, dict] = {
+    "mace": dict(
+        env="mace",
+        adapter="platonic_mlip.embed.mace",
+        layers=("first", "last", "all"),
+        default_layer="first",
+        multi_layer=True,
+        bundled=(),
+        weights_suffix=".model",
+        gpu=True,
+        label="MACE",
+        contract=dict(model="dummy-mace-mp-0-small", atol=1e-4, unsupported=84),
+    ),
+    "sevenn": dict(
+        env="sevenn",
+        adapter="platonic_mlip.embed.sevenn",
+        layers=("readout_input",),
+        default_layer="readout_input",
+        multi_layer=False,
+        bundled=("7net-0", "7net-0_22may2024", "7net-l3i5", "7net-mf-0"),
+        weights_suffix=".pth",
+        gpu=True,
+        label="SevenNet",
+        contract=dict(model="7net-0", atol=1e-4, unsupported=84),
+    ),
+    "orb": dict(
+        env="orb",
+        adapter="platonic_mlip.embed.orb",
+        layers=("trunk",),
+        default_layer="trunk",
+        multi_layer=False,
+        bundled=(),
+        weights_suffix=".ckpt",
+        gpu=True,
+        label="Orb",
+        contract=dict(model="dummy-orb-v3", atol=1e-4, unsupported=118),
+    ),
+    "chgnet": dict(
+        env="chgnet",
+        adapter="platonic_mlip.embed.chgnet",
+        layers=("conv1", "conv2", "conv3", "conv4", "readout_input"),
+        default_layer="readout_input",
+        multi_layer=True,
+        bundled=("0.3.0", "0.2.0", "r2scan"),
+        weights_suffix=".pth.tar",
+        gpu=True,
+        label="CHGNet",
+        contract=dict(model="chgnet-0.3.0", atol=1e-4, unsupported=95),
+    ),
+}
+
+#: environments that are not model families
+OTHER_ENVS = ("analysis",)
+
+
+def family_names() -> list[str]:
+    return list(FAMILIES)
+
+
+def envs() -> list[str]:
+    """Every environment the project builds: the analysis one, then one per family env."""
+    out = list(OTHER_ENVS)
+    for fam in FAMILIES.values():
+        if fam["env"] not in out:
+            out.append(fam["env"])
+    return out
+
+
+def family(name: str) -> dict:
+    if name not in FAMILIES:
+        raise KeyError(f"unknown model family {name!r}; known: {', '.join(FAMILIES)}")
+    return FAMILIES[name]
