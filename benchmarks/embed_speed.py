@@ -20,7 +20,9 @@ naive  what a user of the package would write: the package's own ASE calculator,
        ``node_features`` (conservative models: energy head, then forces and stress by autograd; direct
        models: energy, force, stress and confidence heads, no autograd). The calculator gets its own copy of
        the model with trainable parameters, as the package's loaders leave them, and the matmul precision
-       orb's loaders set (``float32-high``).
+       orb's loaders set (``float32-high``). CHGNet: ``CHGNet.predict_structure`` per structure (energy,
+       forces, stress, magmoms), a forward hook on the layer (``return_atom_feas=True`` for ``conv3``).
+       Each route is the adapter's ``NaiveRoute`` (``platonic_mlip.embed.<family>``).
 ours   ``platonic_mlip.embed.base.embed_structures`` on the family's ``Embedder``: structures batched by atom
        count (``--batch-atoms``), forward pass only, no forces.
 

@@ -69,6 +69,7 @@ def test_paper_config_builds_the_whole_dag(tmp_path):
     assert counts["project"] == 16  # 8 models x 2 anchor sets
     assert counts["anchor_sweep"] == 9  # K = 3 ... 400
     for rule in (
+        "claims",
         "reference_sensitivity",
         "anchor_overlap",  # the full split: our DIRECT vs the published anchors
         "fig2b_anchors_pca",
@@ -655,7 +656,7 @@ def test_a_package_key_as_source_is_fetched_by_the_family(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     assert "rule fetch_weights" in res.stdout
     assert (
-        "--key medium-mpa-0" in res.stdout
+        "--key=medium-mpa-0" in res.stdout
         and str(tmp_path / "w" / "mace-mp-0-small" / "medium-mpa-0.model") in res.stdout
     )
 

@@ -213,6 +213,7 @@ def metric_options():
 
 def all_outputs():
     out = [f"{RUN}/metrics/pairwise.csv", f"{RUN}/metrics/pairwise_ci.html"]
+    out += [f"{RUN}/claims.csv", f"{RUN}/claims.html"]
     out.append(f"{RUN}/structures/summary.json")
     out += [f"{RUN}/embeddings/{m}.json" for m in MODELS]
     names = [

@@ -21,4 +21,4 @@ rule fetch_weights:
         sha256=lambda wc: CHECKPOINTS[wc.checkpoint].get("sha256") or "",
     shell:
         "{params.py} {params.script} --model {wildcards.checkpoint} --family {params.family}"
-        " --url {params.url:q} --key {params.key:q} --sha256 {params.sha256:q} --out {output} > {log} 2>&1"
+        " --url={params.url:q} --key={params.key:q} --sha256={params.sha256:q} --out {output} > {log} 2>&1"

@@ -30,9 +30,9 @@ class Embedder(ABC):
     ``bundled_path(key)`` (the file of a checkpoint that ships in the package, for families with
     ``bundled`` keys), ``key_url(key)`` (the package's own download URL of a checkpoint key, for the
     weights layer) and ``NaiveRoute`` (the package's own calculator/descriptor route, one structure at a
-    time: ``NaiveRoute(spec, device, workdir)(atoms_list) -> (n_atoms, dim)`` features of the spec's
-    single ``layer``, ``.description``, ``.close()``; the contract test and the speed benchmark compare
-    against it).
+    time: ``NaiveRoute(embedder, device, workdir)(atoms_list) -> (n_atoms, dim)`` features of the
+    embedder's first layer, ``.description``, ``.close()``; the contract test and the speed benchmark
+    compare against it; see ``NaiveRoute`` below).
     """
 
     spec: dict

@@ -1,0 +1,42 @@
+# OURS: the paper's claims tested on this run, one verdict per claim, metric and anchor set. The rules
+# behind the verdicts (pairs, intervals, thresholds) are documented in src/platonic_mlip/claims.py.
+
+
+rule claims:
+    input:
+        pairwise=rules.pairwise_metrics.output.csv,
+        sweep=expand(f"{RUN}/metrics/anchor_sweep/k{{k}}.csv", k=SWEEP_K),
+        elements=rules.element_embeddings.output.npz,
+    output:
+        csv=report(
+            f"{RUN}/claims.csv",
+            caption="../report/claims.rst",
+            category="Claims",
+        ),
+        html=report(
+            f"{RUN}/claims.html",
+            caption="../report/claims.rst",
+            category="Claims",
+        ),
+    log:
+        f"{LOGS}/claims.log",
+    benchmark:
+        f"{RUN}/benchmarks/claims.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=15,
+    params:
+        py=python_for("analysis"),
+        script=f"{SCRIPTS}/claims.py",
+        models=" ".join(MODELS),
+        controls=" ".join(CONTROLS),
+        families=json.dumps({m: s["family"] for m, s in MODELS.items()}),
+        sets=" ".join(SPACES),
+        k=config["anchors"]["k"],
+    shell:
+        "{params.py} {params.script} --pairwise {input.pairwise} --sweep {input.sweep}"
+        " --elements {input.elements} --models {params.models} --controls {params.controls}"
+        " --families {params.families:q} --anchor-sets {params.sets} --run-k {params.k}"
+        " --out-csv {output.csv} --out-html {output.html} > {log} 2>&1"
