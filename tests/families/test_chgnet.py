@@ -307,3 +307,24 @@ def test_local_checkpoint_and_conv_count(tmp_path, structures, emb_all, feats_al
         load_embedder(dict(spec, layer="conv4"), "cpu")
     three = load_embedder(dict(spec, layer="conv3"), "cpu")
     assert three.embed_batch(atoms).shape == (n, 64) and "atom-conv layer 3 of 3" in three.info()["layer"]
+
+
+def test_isolated_atoms_are_reported_by_material_id_before_any_forward():
+    """mp-604321 of the bundled sample has 4 atoms with no neighbour within 0.2.0's 5 A atom-graph cutoff
+    (CHGNet's converter refuses it); 0.3.0 (6 A) embeds it. The structure is named, not a batch position."""
+    from platonic_mlip.embed.base import unembeddable
+
+    atoms, ids, _ = read_split_csv(SAMPLE)
+    i = ids.index("mp-604321")
+    pick = [atoms[0], atoms[i]]
+    names = [ids[0], ids[i]]
+    old = load_embedder(local_weights(resolve("chgnet-0.2.0"))[0], "cpu")
+    bad = unembeddable(old, pick, names)
+    assert [(b["structure"], b["material_id"]) for b in bad] == [(1, "mp-604321")]
+    assert "no neighbour within the 5 A atom-graph cutoff" in bad[0]["reason"]
+    with pytest.raises(UnsupportedElementsError, match="mp-604321"):
+        embed_structures(old, pick, names, progress=False)
+    feats, _ = embed_structures(old, pick, names, progress=False, skip=[1])
+    assert np.isnan(feats[len(pick[0]) :]).all() and np.isfinite(feats[: len(pick[0])]).all()
+    new = load_embedder(local_weights(resolve("chgnet-0.3.0"))[0], "cpu")
+    assert unembeddable(new, pick, names) == []

@@ -65,7 +65,7 @@ def main(argv=None):
         local_weights,
         resolve_device,
         shard_range,
-        unsupported_structures,
+        unembeddable,
     )
 
     if args.threads:
@@ -91,7 +91,7 @@ def main(argv=None):
     load_s = time.perf_counter() - t0
     skipped, skip = [], []
     if embedder is not None:
-        bad = unsupported_structures(embedder.supported_numbers(), atoms_list, ids)
+        bad = unembeddable(embedder, atoms_list, ids)
         if bad:
             message = describe_unsupported(bad, args.model)
             if args.on_unsupported == "fail":
@@ -107,6 +107,7 @@ def main(argv=None):
                         "structure_index": int(g),
                         "material_id": b["material_id"],
                         "elements": b["elements"],
+                        "reason": b["reason"],
                         "atom_start": int(offsets[g]),
                         "atom_stop": int(offsets[g + 1]),
                     }

@@ -58,6 +58,12 @@ class Embedder(ABC):
         """Metadata: at least ``weights_source``, ``weights_sha256`` (None for random weights),
         ``layer`` (a human-readable description of which features), and ``versions`` (package -> version)."""
 
+    def structure_problem(self, atoms) -> str | None:
+        """Why the model cannot embed ``atoms`` although it covers its elements (e.g. an atom with no
+        neighbour within a graph cutoff), or None. Checked for every structure before any forward pass;
+        such structures are reported and skipped like unsupported elements (``embed.on_unsupported``)."""
+        return None
+
     def layer_slices(self) -> dict[str, list[int]]:
         """{layer: [first column, stop column]} of each requested layer in ``embed_batch``'s output."""
         dims = self.layer_dims or {requested_layers(self.spec)[0]: self.dim}
@@ -186,23 +192,42 @@ def resolve_device(device: str = "auto"):
 
 
 def unsupported_structures(
-    supported: set[int] | None, atoms_list: Sequence, material_ids: Sequence[str]
+    supported: set[int] | None, atoms_list: Sequence, material_ids: Sequence[str], problem=None
 ) -> list[dict]:
-    """Structures with elements outside ``supported``: [{structure, material_id, elements}], in order."""
-    if supported is None:
-        return []
+    """Structures a model cannot embed: [{structure, material_id, elements, reason}], in order.
+
+    ``elements`` lists the elements outside ``supported`` (None: every element is covered); ``problem``
+    (e.g. ``Embedder.structure_problem``) maps a structure to a reason it cannot be embedded, or None.
+    """
     out = []
     for i, (atoms, mid) in enumerate(zip(atoms_list, material_ids, strict=True)):
-        missing = sorted({int(z) for z in atoms.numbers} - set(supported))
+        missing = [] if supported is None else sorted({int(z) for z in atoms.numbers} - set(supported))
         if missing:
-            out.append({"structure": i, "material_id": mid, "elements": [_symbol(z) for z in missing]})
+            symbols = [_symbol(z) for z in missing]
+            reason = f"elements not covered: {', '.join(symbols)}"
+            out.append({"structure": i, "material_id": mid, "elements": symbols, "reason": reason})
+            continue
+        why = problem(atoms) if problem is not None else None
+        if why:
+            out.append({"structure": i, "material_id": mid, "elements": [], "reason": why})
     return out
 
 
+def unembeddable(embedder: Embedder, atoms_list: Sequence, material_ids: Sequence[str]) -> list[dict]:
+    """``unsupported_structures`` with the embedder's element table and ``structure_problem``."""
+    return unsupported_structures(
+        embedder.supported_numbers(), atoms_list, material_ids, problem=embedder.structure_problem
+    )
+
+
 def describe_unsupported(bad: list[dict], model: str, limit: int = 20) -> str:
-    shown = "; ".join(f"{b['material_id']} ({', '.join(b['elements'])})" for b in bad[:limit])
+    def why(b):
+        return ", ".join(b["elements"]) if b["elements"] else b.get("reason", "?")
+
+    shown = "; ".join(f"{b['material_id']} ({why(b)})" for b in bad[:limit])
     more = f"; ... {len(bad) - limit} more" if len(bad) > limit else ""
-    return f"model {model!r} does not cover the elements of {len(bad)} structure(s): {shown}{more}"
+    what = "the elements of" if all(b["elements"] for b in bad) else "(elements or graph of)"
+    return f"model {model!r} cannot embed {what} {len(bad)} structure(s): {shown}{more}"
 
 
 def check_elements(
@@ -274,9 +299,9 @@ def embed_structures(
     name = embedder.spec.get("name", "?")
     skip = set(skip)
     keep = [i for i in range(len(atoms_list)) if i not in skip]
-    check_elements(
-        embedder.supported_numbers(), [atoms_list[i] for i in keep], [material_ids[i] for i in keep], name
-    )
+    bad = unembeddable(embedder, [atoms_list[i] for i in keep], [material_ids[i] for i in keep])
+    if bad:
+        raise UnsupportedElementsError(describe_unsupported(bad, name))
     n_atoms = [len(a) for a in atoms_list]
     offsets = np.concatenate([[0], np.cumsum(n_atoms)]).astype(np.int64)
     total = int(offsets[-1])

@@ -360,6 +360,18 @@ class CHGNetEmbedder(Embedder):
         # AtomEmbedding is nn.Embedding(94, dim) indexed by Z - 1
         return set(range(1, self.n_elements + 1))
 
+    def structure_problem(self, atoms) -> str | None:
+        """Atoms with no neighbour (periodic images included) within the atom-graph cutoff: CHGNet's graph
+        converter refuses such a structure ("isolated atoms"), so it is reported before any forward pass."""
+        from ase.neighborlist import neighbor_list
+
+        cutoff = self.cutoffs[0]
+        centres = neighbor_list("i", atoms, cutoff)
+        isolated = sorted(set(range(len(atoms))) - {int(i) for i in centres})
+        if not isolated:
+            return None
+        return f"{len(isolated)} atom(s) with no neighbour within the {cutoff:g} A atom-graph cutoff"
+
     def graphs(self, atoms_list: Sequence) -> list:
         """CHGNet's own crystal graphs (as ``predict_structure`` builds them), on the model's device."""
         out = []
