@@ -68,7 +68,9 @@ FAMILIES: dict[str, dict] = {
         env="chgnet",
         adapter="platonic_mlip.embed.chgnet",
         layers=("conv1", "conv2", "conv3", "conv4", "readout_input"),
-        default_layer="readout_input",
+        # conv3, not readout_input: readout_norm's affine output shares one large direction, so the
+        # paper's uncentred cosines all sit near one value (docs/families.md, measured on the demo)
+        default_layer="conv3",
         multi_layer=True,
         bundled=("0.3.0", "0.2.0", "r2scan"),
         weights_suffix=".pth.tar",
