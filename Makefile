@@ -7,11 +7,12 @@ SNAKEMAKE := $(BIN)/python -m snakemake --config 'envs={venv_dir: $(abspath $(VE
 FAMILIES := $(shell $(PYTHON) envs/venvs.py families)
 export PLATONIC_VENVS := $(abspath $(VENVS))
 
-.PHONY: help envs demo paper paper-slurm report test test-core test-families lint format lock clean-demo
+.PHONY: help envs demo run paper paper-slurm report test test-core test-families lint format lock clean-demo
 
 help:
 	@echo "make demo     create the environments and run the study on the bundled MP-20 sample"
 	@echo "make test     create the environments and run the whole test suite"
+	@echo "make run CONFIG=my.yaml  run the study with your config (start from config/example.yaml)"
 	@echo "make paper    run the full paper (config/config.yaml; needs internet and GPUs)"
 	@echo "make paper-slurm  the same, submitted to SLURM (fill in profiles/slurm/config.yaml first)"
 	@echo "make report   HTML report of the demo run (results/demo/report.html)"
@@ -23,6 +24,10 @@ envs:
 
 demo: envs
 	$(SNAKEMAKE) --cores $(CORES) --configfile config/demo.yaml
+
+run: envs
+	@test -n "$(CONFIG)" || { echo "usage: make run CONFIG=path/to/config.yaml (see config/example.yaml)"; exit 2; }
+	$(SNAKEMAKE) --cores $(CORES) --configfile $(CONFIG)
 
 paper: envs
 	$(SNAKEMAKE) --cores $(CORES) --configfile config/config.yaml

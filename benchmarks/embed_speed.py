@@ -56,6 +56,9 @@ if str(ROOT / "src") not in sys.path:
 
 import numpy as np  # noqa: E402
 
+from platonic_mlip.cli import run  # noqa: E402
+from platonic_mlip.io import write_text  # noqa: E402
+
 DEFAULT_CSV = ROOT / "resources" / "mp20_sample" / "train.csv"
 HEADER = (
     "| model | family | structures | atoms | repeats | batch atoms | naive atoms/s (median) "
@@ -217,10 +220,7 @@ def main(argv=None) -> int:
         meta["loadavg_end"] = os.getloadavg()
     payload = {"meta": meta, "results": results}
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp_out = args.out.with_suffix(args.out.suffix + ".tmp")
-        tmp_out.write_text(json.dumps(payload, indent=2) + "\n")
-        tmp_out.replace(args.out)
+        write_text(args.out, json.dumps(payload, indent=2) + "\n")
     print(HEADER)
     for r in results:
         print(table_row(r))
@@ -228,4 +228,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

@@ -381,4 +381,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.path.insert(0, str(ROOT / "src"))
+    from platonic_mlip.cli import run
+
+    run(main)

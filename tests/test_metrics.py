@@ -101,8 +101,11 @@ def test_pairwise_table_is_tidy(pair):
     t = metrics.pairwise_table(
         {"A": a[:, :20], "B": b[:, :20]}, "platonic", "direct", composite_weights={"mknn": 1}
     )
-    # without resamples: the original columns only (callers that pivot on `value` keep working)
-    assert list(t.columns) == ["model_a", "model_b", "space", "anchors", "metric", "value"]
+    # without resamples: the original columns, then the k-NN tie shares (ours)
+    assert list(t.columns) == ["model_a", "model_b", "space", "anchors", "metric", "value"] + [
+        "mknn_tied_a",
+        "mknn_tied_b",
+    ]
     pairs = set(zip(t.model_a, t.model_b, strict=True))
     assert pairs == {("A", "A"), ("A", "B"), ("B", "B")}
     assert set(t.metric) >= {"mknn", "cka", "procrustes_score", "ot_cost", "composite"}
@@ -176,8 +179,8 @@ def test_fast_table_equals_pair_metrics_on_every_draw(population):
 def test_interval_columns_and_no_repeats(population):
     spaces = {m: population[m][:200] for m in ("A", "B")}
     t = metrics.pairwise_table(spaces, "raw", k=5, resamples=metrics.resample_indices(200, 200, 4, 0))
-    assert list(t.columns) == metrics.TABLE_COLUMNS + metrics.UNCERTAINTY_COLUMNS
-    assert list(t.columns[6:]) == ["mean", "std", "ci_low", "ci_high", "ci_level", "n_repeats"]
+    assert list(t.columns) == metrics.TABLE_COLUMNS + metrics.UNCERTAINTY_COLUMNS + metrics.TIE_COLUMNS
+    assert list(t.columns[6:12]) == ["mean", "std", "ci_low", "ci_high", "ci_level", "n_repeats"]
     assert (t.n_repeats == 4).all() and (t.ci_level == 0.95).all()
     assert (t.ci_low <= t["mean"] + 1e-12).all() and (t["mean"] <= t.ci_high + 1e-12).all()
     # repeats = 0: the same columns, intervals NaN
@@ -303,13 +306,23 @@ def test_metrics_script_value_is_the_paper_sample_and_carries_intervals(tmp_path
         "--atoms",
         str(tmp_path / "atoms.csv"),
     ]
-    cmd += ["--n-sample", "100", "--k", "5", "--composite-weights", json.dumps(WEIGHTS)]
+    cmd += [
+        "--n-sample",
+        "100",
+        "--k",
+        "5",
+        "--knn-tie-tol",
+        "1e-6",
+        "--composite-weights",
+        json.dumps(WEIGHTS),
+    ]
     cmd += ["--repeats", "5", "--resample-seed", "3", "--workers", "2"]
     cmd += ["--out", str(out), "--out-sample", str(tmp_path / "sample.csv")]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
     t = pd.read_csv(out, keep_default_na=False, na_values=[""])
     assert {"value", "mean", "std", "ci_low", "ci_high", "n_repeats", "n_sample"} <= set(t.columns)
+    assert {"mknn_tied_a", "mknn_tied_b"} <= set(t.columns)
     assert (t.n_repeats == 5).all() and (t.n_sample == 100).all()
     assert set(t.space) == {"raw", "platonic"}
     # value: the paper's sample (torch.randperm seeded 42) of the float32 files, as before the intervals
@@ -346,3 +359,146 @@ def test_metrics_script_value_is_the_paper_sample_and_carries_intervals(tmp_path
     lo, hi = _cell(raw_ab, "A", "B", "mknn", "ci_low"), _cell(raw_ab, "A", "B", "mknn", "ci_high")
     assert f"{mean_ab:.3f} [{lo:.3f}, {hi:.3f}]" in page
     assert page.count("<table>") == 5 and "Platonic (direct)" in page and "<td>alpha-label</td>" in page
+
+
+# --- mutual k-NN under ties (ours): float64, ties within knn_tie_tol, lower row index wins ---
+
+
+def _plain_topk(x, k):
+    """The former rule: the k largest inner products by a partial sort (ties decided by float noise)."""
+    sim = np.asarray(x) @ np.asarray(x).T
+    np.fill_diagonal(sim, -np.inf)
+    return [set(r) for r in np.argpartition(-sim, kth=k - 1, axis=1)[:, :k].tolist()]
+
+
+def _rule_reference(x, k, tol):
+    """Brute force of ``knn_indices``' documented rule: per row, the other rows sorted by decreasing
+    similarity; a step of at most ``tol`` to the previous value keeps the tie group; then by (group,
+    row index); returns (neighbour sets, tied rows = k-th and (k+1)-th in one group)."""
+    x = np.asarray(x, dtype=np.float64)
+    sim = x @ x.T
+    sets, tied = [], []
+    for i in range(len(x)):
+        cand = sorted(((sim[i, j], j) for j in range(len(x)) if j != i), key=lambda t: -t[0])
+        groups, g = [], 0
+        for p, (s, j) in enumerate(cand):
+            g += p > 0 and cand[p - 1][0] - s > tol
+            groups.append((g, j))
+        sets.append({j for _, j in sorted(groups)[:k]})
+        tied.append(groups[k - 1][0] == groups[k][0])
+    return sets, np.array(tied)
+
+
+def _unit(x):
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _crystal_like(n_sites, copies, d, noise, seed, rng_sites=0):
+    """Rows = ``n_sites`` distinct environments, each repeated ``copies`` times (symmetry-equivalent
+    atoms), interleaved, plus float32-sized noise drawn with ``seed``."""
+    sites = np.random.default_rng(rng_sites).normal(size=(n_sites, d))
+    x = np.tile(sites, (copies, 1))  # row r is site r % n_sites
+    return _unit(x + noise * np.random.default_rng(seed).normal(size=x.shape))
+
+
+def test_knn_ties_do_not_depend_on_float_noise():
+    """Duplicated rows + noise of 1e-8: the former partial sort follows the noise, the rule does not."""
+    k = 10
+    x1, x2 = (_crystal_like(60, 4, 32, 1e-8, seed) for seed in (1, 2))
+    assert _plain_topk(x1, k) != _plain_topk(x2, k)  # the case is noise-sensitive (former rule)
+    n1, t1 = metrics.knn_indices(x1, k, return_tied=True)
+    n2, t2 = metrics.knn_indices(x2, k, return_tied=True)
+    assert [set(r) for r in n1.tolist()] == [set(r) for r in n2.tolist()]
+    np.testing.assert_array_equal(t1, t2)
+    assert t1.mean() > 0.5  # 10th and 11th neighbour: copies of one site in most rows
+    # ... and the mutual k-NN of two noisy copies of one crystal is exactly 1, whatever the noise
+    assert metrics.mutual_knn(x1, x2, k=k) == 1.0
+    assert metrics.mutual_knn(x1.astype(np.float32), x2.astype(np.float32), k=k) == 1.0
+
+
+def test_knn_tie_break_takes_the_lowest_row_index():
+    # row 0: rows 1..5 tied at cosine 0.6, row 6 nearest; k = 3 -> {6, 1, 2} whatever the noise
+    v = np.array([1.0, 0.0, 0.0])
+    tied_dir = np.array([0.6, 0.8, 0.0])
+    near = np.array([0.9, np.sqrt(1 - 0.81), 0.0])
+    far = np.array([-1.0, 0.0, 0.0])
+    x = np.array([v, *[tied_dir] * 5, near, far, far])
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        noisy = _unit(x + 1e-9 * rng.normal(size=x.shape))
+        nb, tied = metrics.knn_indices(noisy, 3, return_tied=True)
+        assert set(nb[0]) == {6, 1, 2} and tied[0]
+    # noise can reorder the tied rows; the rule still takes the lowest indices
+    perm = np.array([0, 5, 4, 3, 2, 1, 6, 7, 8])
+    assert set(metrics.knn_indices(_unit(x[perm] + 1e-9 * rng.normal(size=x.shape)), 3)[0]) == {6, 1, 2}
+
+
+def test_knn_tie_share_on_a_constructed_example():
+    """Rows 0-2 copies of e0, rows 3-6 copies of e1, row 7 their bisector; k = 2.
+
+    Rows 0-2: two other copies at cosine 1, the 3rd neighbour at 0.71: untied. Rows 3-6: three other
+    copies at 1 for two places: tied. Row 7: all seven at cosine 1/sqrt(2): tied, takes rows 0 and 1.
+    """
+    e0, e1 = np.eye(3)[0], np.eye(3)[1]
+    x = np.array([e0] * 3 + [e1] * 4 + [(e0 + e1) / np.sqrt(2)])
+    nb, tied = metrics.knn_indices(x, 2, return_tied=True)
+    np.testing.assert_array_equal(tied, [False] * 3 + [True] * 5)
+    assert [set(r) for r in nb.tolist()] == [{1, 2}, {0, 2}, {0, 1}, {4, 5}, {3, 5}, {3, 4}, {3, 4}, {0, 1}]
+    ref_sets, ref_tied = _rule_reference(x, 2, 1e-6)
+    assert ref_sets == [set(r) for r in nb.tolist()]
+    np.testing.assert_array_equal(ref_tied, tied)
+    # the table reports the share per model (model_a, model_b); an untied random model has none
+    rand = np.random.default_rng(3).normal(size=(8, 3))
+    t = metrics.pairwise_table({"X": x, "R": rand}, "raw", k=2)
+    row = t[(t.model_a == "X") & (t.model_b == "R") & (t.metric == "mknn")].iloc[0]
+    assert row.mknn_tied_a == pytest.approx(5 / 8) and row.mknn_tied_b == 0.0
+    assert (t[(t.model_a == "X") & (t.model_b == "X")][["mknn_tied_a", "mknn_tied_b"]] == 5 / 8).all().all()
+
+
+@pytest.mark.parametrize(
+    ("n_sites", "copies", "noise"),
+    [(40, 5, 1e-8), (2, 150, 1e-9), (300, 1, 0.0)],  # small groups; groups > 4k + 32 (whole-row path); none
+)
+def test_knn_equals_brute_force_rule(n_sites, copies, noise):
+    x = _crystal_like(n_sites, copies, 16, noise, seed=7)
+    for k in (1, 10):
+        nb, tied = metrics.knn_indices(x, k, return_tied=True)
+        ref_sets, ref_tied = _rule_reference(x, k, 1e-6)
+        assert [set(r) for r in nb.tolist()] == ref_sets
+        np.testing.assert_array_equal(tied, ref_tied)
+        assert nb.shape == (len(x), k) and all(i not in r for i, r in enumerate(ref_sets))  # self excluded
+
+
+def test_untied_knn_and_mknn_unchanged(pair):
+    """Without ties the rule is the plain top-k: the same neighbour sets and mknn as before."""
+    a, b = pair
+    b = b[:, :24] + 0.8 * a  # partly related
+    ua, ub = _unit(a), _unit(b)
+    na, ta = metrics.knn_indices(ua, 10, return_tied=True)
+    assert not ta.any()
+    assert [set(r) for r in na.tolist()] == _plain_topk(ua, 10)
+    ref_a, ref_b = _plain_topk(ua, 10), _plain_topk(ub, 10)
+    expect = np.mean([len(ref_a[i] & ref_b[i]) / 10 for i in range(len(a))])
+    assert metrics.mutual_knn(a, b, k=10) == pytest.approx(expect, abs=1e-15)
+    t = metrics.pairwise_table({"A": a, "B": b}, "raw", k=10)
+    assert _cell(t, "A", "B", "mknn") == pytest.approx(expect, abs=1e-15)
+    assert (t[["mknn_tied_a", "mknn_tied_b"]] == 0.0).all().all()
+
+
+def test_knn_tie_tol_option():
+    x = _unit(np.random.default_rng(4).normal(size=(50, 8)))
+    # cosines lie in [-1, 1]: with tol 2 all other rows are one tie group -> the k lowest indices
+    nb, tied = metrics.knn_indices(x, 3, tie_tol=2.0, return_tied=True)
+    assert [set(r) for r in nb.tolist()] == [set([j for j in range(4) if j != i][:3]) for i in range(50)]
+    assert tied.all()
+    t = metrics.pairwise_table({"A": x, "B": x[:, ::-1]}, "raw", k=3, knn_tie_tol=2.0)
+    assert (t.mknn_tied_a == 1.0).all() and _cell(t, "A", "B", "mknn") == 1.0
+    # tol 0 ties exact equals only, which still go to the lower index (exact cosines 1 and 1/sqrt(2))
+    e0, e1 = np.eye(3)[0], np.eye(3)[1]
+    c = np.array([e0] * 3 + [e1] * 4 + [(e0 + e1) / np.sqrt(2)])
+    nb0, tied0 = metrics.knn_indices(c, 2, tie_tol=0.0, return_tied=True)
+    assert set(nb0[7]) == {0, 1} and set(nb0[6]) == {3, 4} and tied0.tolist() == [False] * 3 + [True] * 5
+    with pytest.raises(ValueError, match="tie_tol"):
+        metrics.knn_indices(x, 3, tie_tol=-1e-6)
+    with pytest.raises(ValueError, match="k="):
+        metrics.knn_indices(x, 50)

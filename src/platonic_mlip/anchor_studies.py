@@ -37,7 +37,8 @@ def platonic_metrics(
     """Every pairwise metric between the models' Platonic spaces under one anchor set.
 
     ``embeddings`` maps model -> (N, D) array; ``sample`` and ``anchors`` are atom indices.
-    ``metric_options`` go to ``metrics.pairwise_table`` (k, normalize_knn, composite_weights).
+    ``metric_options`` go to ``metrics.pairwise_table`` (k, normalize_knn, knn_tie_tol,
+    composite_weights).
     Returns its tidy table with ``anchors`` = ``label`` and ``space`` = ``platonic``.
     """
     spaces = {m: platonic_sample(e, sample, anchors) for m, e in embeddings.items()}

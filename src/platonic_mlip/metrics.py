@@ -40,19 +40,85 @@ def _check_pair(a: np.ndarray, b: np.ndarray) -> None:
         raise ValueError(f"metrics need two 2-D arrays with the same rows, got {a.shape} and {b.shape}")
 
 
-def knn_indices(x: np.ndarray, k: int) -> np.ndarray:
-    """(n, k) indices of each row's k largest inner products with the other rows (self excluded)."""
-    sim = x @ x.T
-    np.fill_diagonal(sim, -np.inf)
-    return np.argpartition(-sim, kth=k - 1, axis=1)[:, :k]
+#: default tie tolerance of the k-NN (config ``metrics.knn_tie_tol``), absolute inner-product units
+KNN_TIE_TOL = 1.0e-6
 
 
-def mutual_knn(a: np.ndarray, b: np.ndarray, k: int = 10, normalize: bool = True) -> float:
+def knn_indices(x: np.ndarray, k: int, tie_tol: float = KNN_TIE_TOL, return_tied: bool = False):
+    """(n, k) indices of each row's k nearest other rows by inner product (self excluded).
+
+    Deterministic under ties (ours; symmetry-equivalent atoms have equal embeddings up to float32
+    noise, and a plain partial sort would let that noise pick among them). The rule, per row i:
+
+    1. similarities s_ij = x_i . x_j in float64 (cosines when the rows are unit-norm); s_ii = -inf,
+       so a row is never its own neighbour;
+    2. sort the s_ij in decreasing order; consecutive values that differ by at most ``tie_tol`` are
+       tied and form one tie group (chained: a run of values with every step <= tie_tol is one group);
+    3. order the candidates by tie group (most similar group first), then by ascending row index j;
+       N(i) = the first k.
+
+    Hence the lowest row indices win among tied candidates: the same rows in every model whose
+    embeddings have the same ties, and float noise well below ``tie_tol`` cannot change the set (only
+    a gap within noise of ``tie_tol`` itself can flip). Unlike rounding to a grid of ``tie_tol``, two
+    values closer than ``tie_tol`` are never split. Rows whose k-th and (k+1)-th largest similarities
+    differ by more than ``tie_tol`` get exactly the k largest (the plain top-k). ``tie_tol = 0`` ties
+    only exactly equal values.
+
+    Row i is *tied* when its k-th and (k+1)-th largest similarities differ by at most ``tie_tol``
+    (the tie decides which of them is a neighbour). With ``return_tied`` also returns that (n,) bool
+    mask. The order of the k indices within a row is unspecified (the metrics use sets).
+
+    Cost: one partial sort per row (as without the rule), a sort of each row's 4k + 32 nearest, and a
+    full sort of the rare rows whose boundary tie group reaches beyond those.
+    """
+    if tie_tol < 0 or not np.isfinite(tie_tol):
+        raise ValueError(f"knn_indices: tie_tol={tie_tol} must be finite and >= 0")
+    x = _f64(x)
+    n = x.shape[0]
+    if not 1 <= k < n:
+        raise ValueError(f"knn_indices: k={k} must be between 1 and n-1={n - 1}")
+    dist = x @ x.T
+    np.negative(dist, out=dist)  # dist = -similarity: ascending = most similar first
+    np.fill_diagonal(dist, np.inf)
+    # candidates: each row's m nearest (a partial sort, as without the rule); the rule runs on them
+    m = min(n, 4 * k + 32)
+    cand = np.argpartition(dist, kth=m - 1, axis=1)[:, :m]
+    idx, tied, spills = _knn_rule(np.take_along_axis(dist, cand, axis=1), cand, k, tie_tol, n)
+    # rows whose boundary tie group may continue past the m candidates: the rule on the whole row
+    rows = np.flatnonzero(spills) if m < n else np.empty(0, dtype=np.int64)
+    for start in range(0, rows.size, 128):  # 128 rows at a time: bounded memory
+        chunk = rows[start : start + 128]
+        every = np.broadcast_to(np.arange(n), (chunk.size, n))
+        idx[chunk] = _knn_rule(dist[chunk], every, k, tie_tol, n)[0]
+    return (idx, tied) if return_tied else idx
+
+
+def _knn_rule(dist: np.ndarray, cols: np.ndarray, k: int, tie_tol: float, n: int):
+    """``knn_indices``' rule on candidate lists: (r, m) distances (-similarity) and their row indices.
+
+    Returns (r, k) neighbours, (r,) tied (k-th and (k+1)-th in one tie group) and (r,) spills (the
+    k-th's tie group reaches the last candidate, so it may go on beyond the list). Needs m > k.
+    """
+    order = np.argsort(dist, axis=1)
+    vals = np.take_along_axis(dist, order, axis=1)
+    cols = np.take_along_axis(cols, order, axis=1)
+    group = np.zeros(vals.shape, dtype=np.int64)  # tie group of each sorted position
+    np.cumsum(np.diff(vals, axis=1) > tie_tol, axis=1, out=group[:, 1:])
+    key = group * n + cols  # by group, then row index (< n): one distinct int64 per candidate
+    first = np.argpartition(key, kth=k - 1, axis=1)[:, :k]
+    edge = group[:, k - 1]
+    return np.take_along_axis(cols, first, axis=1), group[:, k] == edge, group[:, -1] == edge
+
+
+def mutual_knn(
+    a: np.ndarray, b: np.ndarray, k: int = 10, normalize: bool = True, tie_tol: float = KNN_TIE_TOL
+) -> float:
     """Mutual k-nearest-neighbour alignment of Huh et al. (2024).
 
     Neighbours by inner product with self excluded (cosine when ``normalize``: rows scaled to unit
     norm first, Huh et al.'s default); score = mean over points of |N_A(i) ∩ N_B(i)| / k, in [0, 1].
-    Chance level for unrelated spaces is about k / (n - 1).
+    Chance level for unrelated spaces is about k / (n - 1). Ties within ``tie_tol`` go to the lower
+    row index (ours, see ``knn_indices``).
     """
     a, b = _f64(a), _f64(b)
     _check_pair(a, b)
@@ -62,7 +128,7 @@ def mutual_knn(a: np.ndarray, b: np.ndarray, k: int = 10, normalize: bool = True
     if normalize:
         a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
         b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
-    na, nb = knn_indices(a, k), knn_indices(b, k)
+    na, nb = knn_indices(a, k, tie_tol), knn_indices(b, k, tie_tol)
     mask = np.zeros((n, n), dtype=bool)
     rows = np.arange(n)[:, None]
     mask[rows, na] = True
@@ -144,9 +210,13 @@ def pair_metrics(
     normalize_knn: bool = True,
     with_ot: bool = False,
     composite_weights: Mapping[str, float] | None = None,
+    knn_tie_tol: float = KNN_TIE_TOL,
 ) -> dict[str, float]:
     """Every metric for one pair of row-aligned samples; returns {metric name: value}."""
-    out = {"mknn": mutual_knn(a, b, k=k, normalize=normalize_knn), "cka": linear_cka(a, b)}
+    out = {
+        "mknn": mutual_knn(a, b, k=k, normalize=normalize_knn, tie_tol=knn_tie_tol),
+        "cka": linear_cka(a, b),
+    }
     out.update(procrustes(a, b))
     if with_ot:
         out.update(optimal_transport(a, b))
@@ -159,9 +229,11 @@ def pair_metrics(
 # Every pair of models at once, with confidence intervals from redrawn atom samples (ours)
 # --------------------------------------------------------------------------------------------------
 
-#: the tidy table's columns; UNCERTAINTY_COLUMNS follow when intervals are asked for
+#: the tidy table's columns; UNCERTAINTY_COLUMNS follow when intervals are asked for, then TIE_COLUMNS
 TABLE_COLUMNS = ["model_a", "model_b", "space", "anchors", "metric", "value"]
 UNCERTAINTY_COLUMNS = ["mean", "std", "ci_low", "ci_high", "ci_level", "n_repeats"]
+#: share of the sample's rows whose k-NN set was decided by a tie (``knn_indices``), model_a and model_b
+TIE_COLUMNS = ["mknn_tied_a", "mknn_tied_b"]
 
 
 def resample_indices(n: int, size: int, repeats: int, seed: int = 0) -> np.ndarray:
@@ -196,18 +268,22 @@ class _Prepared:
     ----------
     knn : (n, k) int64, each row's k nearest rows by inner product (cosine when normalised), self
         excluded: ``knn_indices`` as used by ``mutual_knn``.
+    tied : share of the rows whose k-th and (k+1)-th similarities are tied (``knn_indices``).
     unit : (n, d) float64, columns centred and the matrix scaled to unit Frobenius norm (CKA and
         Procrustes both use ``unit_a.T @ unit_b``); None for a space with zero variance.
     gram : ``||unit.T @ unit||_F``, the CKA normaliser.
     rows : (n, d) float64 rows as given (optimal transport), or None when OT is not computed.
     """
 
-    __slots__ = ("knn", "unit", "gram", "rows")
+    __slots__ = ("knn", "tied", "unit", "gram", "rows")
 
-    def __init__(self, x: np.ndarray, k: int, normalize_knn: bool, keep_rows: bool):
+    def __init__(
+        self, x: np.ndarray, k: int, normalize_knn: bool, keep_rows: bool, tie_tol: float = KNN_TIE_TOL
+    ):
         x = _f64(x)
         xn = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12) if normalize_knn else x
-        self.knn = knn_indices(xn, k)
+        self.knn, tied = knn_indices(xn, k, tie_tol, return_tied=True)
+        self.tied = float(tied.mean())
         c = _centre(x)
         fro = np.linalg.norm(c)
         self.unit = c / fro if fro > 0 else None
@@ -317,6 +393,7 @@ def pairwise_table(
     resamples: np.ndarray | None = None,
     level: float = 0.95,
     workers: int = 1,
+    knn_tie_tol: float = KNN_TIE_TOL,
 ):
     """Tidy DataFrame of every metric for every unordered pair of models (self-pairs included).
 
@@ -335,13 +412,17 @@ def pairwise_table(
     level : coverage of the percentile interval, 0 < level < 1.
     workers : threads over models and pairs (numpy's BLAS and POT's exact solver release the GIL);
         the result does not depend on it.
+    knn_tie_tol : similarities within this of each other are tied in the k-NN (``knn_indices``).
 
     Returns
     -------
     DataFrame with one row per (pair, metric) and columns model_a, model_b, space, anchors, metric,
     value; with ``resamples`` also mean, std (ddof 1), ci_low, ci_high (the (1 - level)/2 and
     (1 + level)/2 quantiles, numpy's linear interpolation), ci_level and n_repeats, all over the R
-    redrawn samples (``value`` is not among them).
+    redrawn samples (``value`` is not among them); last ``mknn_tied_a`` and ``mknn_tied_b`` (ours):
+    the share of the sample's rows (the sample of ``value``) whose k-th and (k+1)-th neighbour
+    similarities are tied in model_a's and model_b's space (``knn_indices``), i.e. whose k-NN set
+    the index tie-break decided; a property of the pair's samples, the same on each metric's row.
 
     Cost: per sample, each model's k-NN sets and centred, unit-norm matrix are computed once (not
     once per pair); per pair one (d_a, d_b) product serves CKA and Procrustes, and the exact OT
@@ -376,11 +457,13 @@ def pairwise_table(
             prepared = list(
                 pool.map(
                     lambda m, idx=idx: _Prepared(
-                        np.asarray(spaces[m][idx]), k, normalize_knn, keep_rows=with_ot
+                        np.asarray(spaces[m][idx]), k, normalize_knn, keep_rows=with_ot, tie_tol=knn_tie_tol
                     ),
                     names,
                 )
             )
+            if not per_draw:  # the sample of ``value``
+                tied = [p.tied for p in prepared]
             per_draw.append(
                 list(
                     pool.map(
@@ -404,6 +487,6 @@ def pairwise_table(
                     row += [float(vals.mean()), std, *_percentile_interval(vals, level), level, n_rep]
                 else:
                     row += [float("nan")] * 4 + [level, 0]
-            rows.append(row)
-    columns = TABLE_COLUMNS + (UNCERTAINTY_COLUMNS if resamples is not None else [])
+            rows.append(row + [tied[i], tied[j]])
+    columns = TABLE_COLUMNS + (UNCERTAINTY_COLUMNS if resamples is not None else []) + TIE_COLUMNS
     return pd.DataFrame(rows, columns=columns)

@@ -136,16 +136,14 @@ def heatmaps(
 
 def save(fig, *paths: str, dpi: int = 150) -> None:
     """Save ``fig`` to every path (format from the suffix) via temporary files, then close it."""
-    import os
-    from pathlib import Path
+    from platonic_mlip.io import atomic_path
 
-    for path in paths:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.part{path.suffix}")
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-        tmp.replace(path)
-    _plt().close(fig)
+    try:
+        for path in paths:
+            with atomic_path(path, keep_suffix=True) as tmp:
+                fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+    finally:
+        _plt().close(fig)
 
 
 #: metric -> axis title, for figures that show several metrics

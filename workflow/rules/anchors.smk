@@ -34,6 +34,7 @@ rule select_anchors:
         " --atoms {input.atoms} --embeddings {input.embeddings} --reference-model {params.reference}"
         " --threshold-init {params.threshold} --seed {params.seed} {params.published} --meta {input.meta}"
         " --out {output.csv} > {log} 2>&1"
+        f"{ON_FAILURE}"
 
 
 rule anchor_overlap:
@@ -57,6 +58,7 @@ rule anchor_overlap:
     shell:
         "{params.py} {params.script} --atoms {input.atoms} --ours {input.ours}"
         " --published {input.published} --out {output.json} > {log} 2>&1"
+        f"{ON_FAILURE}"
 
 
 rule anchor_sweep:
@@ -88,6 +90,7 @@ rule anchor_sweep:
         "{params.py} {params.script} --k {wildcards.k} --models {params.models} --embeddings {input.raw}"
         " --reference-model {params.reference} --random-seeds {params.seeds} --atoms {input.atoms}"
         " --meta {input.meta} {params.opts} --out {output.csv} > {log} 2>&1"
+        f"{ON_FAILURE}"
 
 
 rule reference_sensitivity:
@@ -122,3 +125,4 @@ rule reference_sensitivity:
         "{params.py} {params.script} --k {params.k} --references {params.refs} --models {params.models}"
         " --embeddings {input.raw} --atoms {input.atoms} --meta {input.meta} {params.opts}"
         " --out {output.csv} --out-summary {output.summary} > {log} 2>&1"
+        f"{ON_FAILURE}"

@@ -40,3 +40,4 @@ rule claims:
         " --elements {input.elements} --models {params.models} --controls {params.controls}"
         " --families {params.families:q} --anchor-sets {params.sets} --run-k {params.k}"
         " --out-csv {output.csv} --out-html {output.html} > {log} 2>&1"
+        f"{ON_FAILURE}"

@@ -3,7 +3,8 @@ import json
 import re
 import shlex
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 import yaml
 from snakemake.exceptions import WorkflowError
@@ -15,10 +16,17 @@ SRC = ROOT / "src"
 SCRIPTS = ROOT / "workflow" / "scripts"
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 sys.path.insert(0, str(SRC))
+# Every rule's shell command ends with `" > {log} 2>&1" f"{ON_FAILURE}"`: when the command fails, the hook
+# appends "KILLED: exit status 137 = SIGKILL (...)" to the log for a signal (the out-of-memory killer or a
+# scheduler cannot be caught by the job), prints "<job>: <the log's first ERROR:/KILLED: line> (full log:
+# <path>)" to the console (job: the log's path under logs/, e.g. embed/7net-0/0000) and exits with the
+# command's status.
+ON_FAILURE = f" || bash {shlex.quote(str(SCRIPTS / 'on_failure.sh'))} $? {{log:q}}"
 
 from platonic_mlip.config import is_full_split, model_specs, unknown_keys
 from platonic_mlip.families import FAMILIES
 from platonic_mlip.models import ConfigError, checkpoint_specs
+from platonic_mlip.structures import StructureError, cif_files, source_format
 from platonic_mlip.weights import plan as weights_plan
 
 if (
@@ -106,13 +114,6 @@ def check_envs():
             f"environment(s) {', '.join(missing)} not found under {VENVS} (config key 'envs.venv_dir'). "
             "Create them with `make envs` (python envs/venvs.py create), or run with --sdm conda."
         )
-
-
-def structures_source():
-    src = config["structures"]["source"]
-    if "://" in src or Path(src).is_absolute() or Path(src).exists():
-        return src
-    return str(ROOT / src)  # paths in configs are relative to the repository
 
 
 def weights_of(checkpoint):
@@ -205,6 +206,7 @@ def metric_options():
     m = config["metrics"]
     opts = (
         f"--n-sample {m['n_sample']} --sample-seed {m['sample_seed']} --knn-k {m['knn_k']}"
+        f" --knn-tie-tol {m['knn_tie_tol']!r}"
         f" --threshold-init {config['anchors']['threshold_init']}"
         f" --composite-weights '{json.dumps(m['composite_weights'])}'"
     )
@@ -233,3 +235,68 @@ def all_outputs():
     if FULL_SPLIT and "direct" in ANCHOR_SETS and config["anchors"]["published"]:
         out.append(f"{RUN}/anchors/overlap_published.json")
     return out
+
+
+# The structures: a URL is downloaded once (download_structures); a local file or folder is read
+# where it is, as an input, so that editing it reruns everything downstream.
+
+SOURCE = config["structures"]["source"]
+SOURCE_IS_URL = "://" in SOURCE
+
+
+def local_source():
+    """A local structures.source: as given when absolute or found from the working directory,
+    else relative to the repository."""
+    if Path(SOURCE).is_absolute() or Path(SOURCE).exists():
+        return str(Path(SOURCE).absolute())
+    return str(ROOT / SOURCE)
+
+
+try:
+    SOURCE_PATH = SOURCE if SOURCE_IS_URL else local_source()
+    SOURCE_FORMAT = source_format(SOURCE_PATH, config["structures"]["format"])
+    if SOURCE_IS_URL and SOURCE_FORMAT == "cif-dir":
+        raise StructureError(
+            f"config key 'structures.source': {SOURCE} is a URL; a folder of CIF files must be local"
+        )
+    if not SOURCE_IS_URL and not Path(SOURCE_PATH).exists():
+        raise StructureError(
+            f"config key 'structures.source': {SOURCE_PATH} does not exist"
+            + (
+                ""
+                if Path(SOURCE).is_absolute()
+                else " (relative paths: from the repository)"
+            )
+        )
+except StructureError as err:
+    raise WorkflowError(str(err)) from None
+if config["structures"]["limit"] and config["structures"]["expected_atoms"]:
+    print(
+        "note: config key 'structures.expected_atoms' is checked only without 'structures.limit'",
+        file=sys.stderr,
+    )
+DOWNLOADED = f"{RUN}/structures/download/{PurePosixPath(urlsplit(SOURCE).path).name or 'structures'}"
+
+
+def structures_input(wildcards):
+    """The file parse_structures reads: the download, the local file, or every CIF of the folder."""
+    if SOURCE_IS_URL:
+        return [DOWNLOADED]
+    if SOURCE_FORMAT == "cif-dir":
+        try:
+            return [str(p) for p in cif_files(SOURCE_PATH)]
+        except StructureError as err:
+            raise WorkflowError(str(err)) from None
+    return [SOURCE_PATH]
+
+
+def structures_options():
+    s = config["structures"]
+    opts = [f"--format {SOURCE_FORMAT}", f"--id-key {shlex.quote(s['id_key'])}"]
+    opts.append(f"--min-distance {s['min_distance'] or 0}")
+    for key in ("limit", "expected_structures", "expected_atoms"):
+        if s[key]:
+            opts.append(f"--{key.replace('_', '-')} {s[key]}")
+    if s["sha256"] and not SOURCE_IS_URL:
+        opts.append(f"--sha256 {s['sha256']}")
+    return " ".join(opts)

@@ -29,3 +29,4 @@ rule element_embeddings:
         "{params.py} {params.script} --models {params.models} --platonic {input.platonic}"
         " --atoms {input.atoms} --meta {input.meta} --out-npz {output.npz} --out-csv {output.csv}"
         " > {log} 2>&1"
+        f"{ON_FAILURE}"

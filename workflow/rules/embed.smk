@@ -47,6 +47,7 @@ rule embed:
         " --shard-structures {params.shard_structures} --on-unsupported {params.on_unsupported}"
         " --out-npy {output.npy} --out-json {output.meta}"
         " > {log} 2>&1"
+        f"{ON_FAILURE}"
 
 
 rule gather_embeddings:
@@ -75,3 +76,4 @@ rule gather_embeddings:
         "{params.py} {params.script} --structures {input.structures} --npy {input.npy}"
         " --json {input.meta} --model {wildcards.model:q} --layer {params.layer} --label {params.label:q}"
         " --out-npy {output.npy} --out-json {output.meta} > {log} 2>&1"
+        f"{ON_FAILURE}"

@@ -30,6 +30,7 @@ rule fig1_pca:
         " --embeddings {input.raw} --atoms {input.atoms} --max-points {params.fig[max_points]}"
         " --seed {params.fig[seed]} --dpi {params.fig[dpi]} --meta {input.meta} --out {output}"
         " > {log} 2>&1"
+        f"{ON_FAILURE}"
 
 
 for _name, _metric in FIG4.items():
@@ -62,6 +63,7 @@ for _name, _metric in FIG4.items():
             "{params.py} {params.script} --pairwise {input.pairwise} --metric {params.metric}"
             " --models {params.models} --labels {params.labels:q} --anchors {params.anchors}"
             " --dpi {params.dpi} --out {output} > {log} 2>&1"
+            f"{ON_FAILURE}"
 
 
 rule fig2b_anchors_pca:
@@ -93,6 +95,7 @@ rule fig2b_anchors_pca:
         " --atoms {input.atoms} --meta {input.meta} --anchors {input.anchors}"
         " --max-points {params.fig[max_points]} --seed {params.fig[seed]} --dpi {params.fig[dpi]}"
         " --out {output} > {log} 2>&1"
+        f"{ON_FAILURE}"
 
 
 rule fig3a_anchor_sweep:
@@ -122,6 +125,7 @@ rule fig3a_anchor_sweep:
     shell:
         "{params.py} {params.script} --tables {input.tables} --controls {params.controls}"
         " --dpi {params.dpi} --out-table {output.table} --out {output.figures} > {log} 2>&1"
+        f"{ON_FAILURE}"
 
 
 for _name, _set in FIG3_PCA.items():
@@ -158,6 +162,7 @@ for _name, _set in FIG3_PCA.items():
             " --embeddings {input.platonic} --atoms {input.atoms} --title {params.title:q}"
             " --max-points {params.fig[max_points]} --seed {params.fig[seed]} --dpi {params.fig[dpi]}"
             " --meta {input.meta} --out {output} > {log} 2>&1"
+            f"{ON_FAILURE}"
 
 
 rule fig4e_element_pca:
@@ -180,6 +185,7 @@ rule fig4e_element_pca:
     shell:
         "{params.py} {params.script} --elements {input.elements} --labels {params.labels:q}"
         " --dpi {params.dpi} --out {output} > {log} 2>&1"
+        f"{ON_FAILURE}"
 
 
 rule fig4f_element_similarity:
@@ -205,3 +211,4 @@ rule fig4f_element_similarity:
     shell:
         "{params.py} {params.script} --correlations {input.correlations} --models {params.models}"
         " --labels {params.labels:q} --dpi {params.dpi} --out {output} > {log} 2>&1"
+        f"{ON_FAILURE}"

@@ -34,10 +34,11 @@ rule pairwise_metrics:
         "{params.py} {params.script} --models {params.models}"
         " --raw {input.raw} --anchor-sets {params.sets} --platonic {input.platonic}"
         " --atoms {input.atoms} --n-sample {params.m[n_sample]} --seed {params.m[sample_seed]}"
-        " --k {params.m[knn_k]} {params.normalize} --composite-weights {params.weights:q}"
-        " --repeats {params.u[repeats]} --level {params.u[level]} --resample-seed {params.u[seed]}"
+        " --k {params.m[knn_k]} --knn-tie-tol {params.m[knn_tie_tol]} {params.normalize}"
+        " --composite-weights {params.weights:q} --repeats {params.u[repeats]} --level {params.u[level]} --resample-seed {params.u[seed]}"
         " --workers {threads} --meta {input.meta} --out {output.csv} --out-sample {output.sample}"
         " > {log} 2>&1"
+        f"{ON_FAILURE}"
 
 
 # OURS: the intervals of every metric from redrawn atom samples, as a readable table
@@ -62,3 +63,4 @@ rule pairwise_ci_table:
     shell:
         "{params.py} {params.script} --pairwise {input.pairwise} --models {params.models}"
         " --labels {params.labels:q} --out {output.html} > {log} 2>&1"
+        f"{ON_FAILURE}"

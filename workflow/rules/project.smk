@@ -2,6 +2,8 @@ rule project:
     input:
         embeddings=f"{RUN}/embeddings/{{model}}.npy",
         anchors=lambda wc: f"{RUN}/anchors/{anchors_of_space(wc.anchor_set)}.csv",
+        meta=f"{RUN}/embeddings/{{model}}.json",
+        atoms=f"{RUN}/structures/atoms.csv",
     output:
         npy=f"{RUN}/platonic/{{anchor_set}}/{{model}}.npy",
     log:
@@ -21,4 +23,6 @@ rule project:
         center=lambda wc: "--center" if wc.anchor_set.endswith(CENTRED) else "",
     shell:
         "{params.py} {params.script} --embeddings {input.embeddings} --anchors {input.anchors}"
-        " {params.center} --out {output.npy} > {log} 2>&1"
+        " --atoms {input.atoms} --meta {input.meta} --model {wildcards.model:q} {params.center} --out {output.npy}"
+        " > {log} 2>&1"
+        f"{ON_FAILURE}"

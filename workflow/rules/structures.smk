@@ -1,29 +1,35 @@
-rule download_structures:
-    output:
-        csv=f"{RUN}/structures/split.csv",
-    log:
-        f"{LOGS}/download_structures.log",
-    benchmark:
-        f"{RUN}/benchmarks/download_structures.tsv"
-    conda:
-        "../../envs/analysis.yaml"
-    resources:
-        runtime=30,
-    params:
-        py=python_for("analysis"),
-        script=f"{SCRIPTS}/download_structures.py",
-        source=structures_source(),
-        sha256=config["structures"]["sha256"] or "",
-        retries=config["structures"]["retries"],
-    shell:
-        "{params.py} {params.script} --source {params.source:q} --out {output.csv}"
-        " --retries {params.retries} $( [ -n '{params.sha256}' ] && echo --sha256 {params.sha256} )"
-        " > {log} 2>&1"
+# The structures (input functions: common.smk): a URL is downloaded once; a local file or
+# folder is read where it is, as an input of parse_structures.
+if SOURCE_IS_URL:
+
+    rule download_structures:
+        output:
+            DOWNLOADED,
+            provenance=f"{DOWNLOADED}.json",
+        log:
+            f"{LOGS}/download_structures.log",
+        benchmark:
+            f"{RUN}/benchmarks/download_structures.tsv"
+        conda:
+            "../../envs/analysis.yaml"
+        resources:
+            runtime=30,
+        params:
+            py=python_for("analysis"),
+            script=f"{SCRIPTS}/download_structures.py",
+            url=SOURCE,
+            sha256=config["structures"]["sha256"] or "",
+            retries=config["structures"]["retries"],
+        shell:
+            "{params.py} {params.script} --url {params.url:q} --out {output[0]:q}"
+            " --provenance {output.provenance:q} --retries {params.retries}"
+            " $( [ -n '{params.sha256}' ] && echo --sha256 {params.sha256} ) > {log} 2>&1"
+            f"{ON_FAILURE}"
 
 
 rule parse_structures:
     input:
-        csv=rules.download_structures.output.csv,
+        structures_input,
     output:
         structures=f"{RUN}/structures/structures.npz",
         atoms=f"{RUN}/structures/atoms.csv",
@@ -40,17 +46,11 @@ rule parse_structures:
     params:
         py=python_for("analysis"),
         script=f"{SCRIPTS}/parse_structures.py",
-        limit=(
-            f"--limit {config['structures']['limit']}"
-            if config["structures"]["limit"]
-            else ""
-        ),
-        expected=" ".join(
-            f"--expected-{k} {config['structures'][f'expected_{k}']}"
-            for k in ("structures", "atoms")
-            if config["structures"][f"expected_{k}"]
-        ),
+        path=DOWNLOADED if SOURCE_IS_URL else SOURCE_PATH,
+        name=SOURCE_PATH,
+        options=structures_options(),
     shell:
-        "{params.py} {params.script} --csv {input.csv} {params.limit} {params.expected}"
-        " --out-structures {output.structures} --out-atoms {output.atoms}"
-        " --out-summary {output.summary} > {log} 2>&1"
+        "{params.py} {params.script} --source {params.path:q} --name {params.name:q}"
+        " {params.options} --out-structures {output.structures}"
+        " --out-atoms {output.atoms} --out-summary {output.summary} > {log} 2>&1"
+        f"{ON_FAILURE}"

@@ -22,3 +22,4 @@ rule fetch_weights:
     shell:
         "{params.py} {params.script} --model {wildcards.checkpoint} --family {params.family}"
         " --url={params.url:q} --key={params.key:q} --sha256={params.sha256:q} --out {output} > {log} 2>&1"
+        f"{ON_FAILURE}"

@@ -8,6 +8,7 @@ import _paths  # noqa: F401
 import pandas as pd
 
 from platonic_mlip.anchors import check_published, overlap_report, read_published
+from platonic_mlip.cli import run
 from platonic_mlip.io import write_json
 
 
@@ -38,4 +39,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

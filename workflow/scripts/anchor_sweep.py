@@ -12,8 +12,11 @@ import pandas as pd
 
 from platonic_mlip.anchor_studies import paper_sample, platonic_metrics
 from platonic_mlip.anchors import direct_anchors, random_anchors
+from platonic_mlip.checks import MatrixError, checked_rows
+from platonic_mlip.cli import run
 from platonic_mlip.embed.base import valid_atoms
 from platonic_mlip.io import write_csv
+from platonic_mlip.metrics import KNN_TIE_TOL
 
 COLUMNS = ["k", "method", "seed", "model_a", "model_b", "metric", "value"]
 
@@ -28,6 +31,12 @@ def add_metric_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--sample-seed", type=int, default=42)
     ap.add_argument("--knn-k", type=int, default=10)
     ap.add_argument("--no-knn-normalize", action="store_true")
+    ap.add_argument(
+        "--knn-tie-tol",
+        type=float,
+        default=KNN_TIE_TOL,
+        help="k-NN similarities within this are tied; lower sample row wins (metrics.knn_tie_tol)",
+    )
     ap.add_argument("--composite-weights", default="{}", help="JSON {score: weight}")
     ap.add_argument("--threshold-init", type=float, default=0.3)
 
@@ -37,16 +46,21 @@ def load_inputs(args):
     atoms = pd.read_csv(args.atoms)
     if len(args.models) != len(args.embeddings):
         raise SystemExit("ERROR: need one embeddings file per model")
-    embs = {}
-    for m, f in zip(args.models, args.embeddings, strict=True):
-        embs[m] = np.load(f, mmap_mode="r")
-        if embs[m].shape[0] != len(atoms):
-            raise SystemExit(f"ERROR: {f} has {embs[m].shape[0]} rows, the atom table {len(atoms)}")
-    valid = np.flatnonzero(valid_atoms(args.meta, len(atoms)))
+    mask = valid_atoms(args.meta, len(atoms))
+    ids = atoms["material_id"].astype(str).to_numpy()
+    try:  # the whole matrix, chunk by chunk: NaN only where some model skipped the structure
+        embs = {
+            m: checked_rows(f, m, ids, expected_nan=~mask)
+            for m, f in zip(args.models, args.embeddings, strict=True)
+        }
+    except MatrixError as err:
+        raise SystemExit(f"ERROR: {err}") from None
+    valid = np.flatnonzero(mask)
     sample = paper_sample(valid, args.n_sample, args.sample_seed)
     opts = dict(
         k=args.knn_k,
         normalize_knn=not args.no_knn_normalize,
+        knn_tie_tol=args.knn_tie_tol,
         composite_weights=json.loads(args.composite_weights),
     )
     return atoms, valid, sample, embs, opts
@@ -87,4 +101,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

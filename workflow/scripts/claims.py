@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from platonic_mlip.claims import ClaimParams, Roster, claims_table, render_html, with_blocks
+from platonic_mlip.cli import run
 from platonic_mlip.io import write_csv, write_text
 
 PAIRWISE_COLUMNS = {"model_a", "model_b", "space", "anchors", "metric", "value"}
@@ -143,4 +144,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

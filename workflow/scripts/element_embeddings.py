@@ -9,6 +9,8 @@ import _paths  # noqa: F401
 import numpy as np
 import pandas as pd
 
+from platonic_mlip.checks import MatrixError, checked_rows
+from platonic_mlip.cli import run
 from platonic_mlip.elements import cosine_matrix, element_means, similarity_correlation
 from platonic_mlip.embed.base import valid_atoms
 from platonic_mlip.io import save_npz, write_csv
@@ -28,10 +30,12 @@ def main(argv=None):
     numbers = atoms["Z"].to_numpy()
     vectors, sims = {}, {}
     elements = counts = None
+    ids = atoms["material_id"].astype(str).to_numpy()
     for model, path in zip(args.models, args.platonic, strict=True):
-        z = np.load(path, mmap_mode="r")
-        if z.shape[0] != len(atoms):
-            raise SystemExit(f"ERROR: {path} has {z.shape[0]} rows, the atom table {len(atoms)}")
+        try:
+            z = checked_rows(path, model, ids, expected_nan=~valid, what="Platonic space")
+        except MatrixError as err:
+            raise SystemExit(f"ERROR: {err}") from None
         elements, vectors[model], counts = element_means(z, numbers, valid)
         sims[model] = cosine_matrix(vectors[model])
     # model names may not be valid keyword names: arrays are stored by position, names alongside
@@ -42,4 +46,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -25,7 +25,8 @@ os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 import _paths  # noqa: F401
 import numpy as np
 
-from platonic_mlip.io import save_npy, write_json
+from platonic_mlip.cli import run
+from platonic_mlip.io import is_disk_full, save_npy, write_json
 from platonic_mlip.models import ConfigError, checkpoint_specs, resolve
 from platonic_mlip.structures import load_structures, sha256_of
 from platonic_mlip.weights import WeightsError
@@ -63,6 +64,7 @@ def main(argv=None):
         embed_structures,
         load_embedder,
         local_weights,
+        model_load_error,
         resolve_device,
         shard_range,
         unembeddable,
@@ -87,7 +89,12 @@ def main(argv=None):
     atoms_list, ids = load_structures(args.structures, rng.start, rng.stop)
 
     t0 = time.perf_counter()
-    embedder = load_embedder(spec, args.device) if len(rng) else None
+    try:
+        embedder = load_embedder(spec, args.device) if len(rng) else None
+    except Exception as err:  # the one-line reason names the model, its family and the weights file
+        if isinstance(err, MemoryError) or is_disk_full(err):
+            raise  # reported as such by platonic_mlip.cli
+        raise model_load_error(spec, err) from err
     load_s = time.perf_counter() - t0
     skipped, skip = [], []
     if embedder is not None:
@@ -163,4 +170,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import _paths  # noqa: F401
 
+from platonic_mlip.cli import run
 from platonic_mlip.structures import StructureError, fetch
 from platonic_mlip.weights import record_digest
 
@@ -58,4 +59,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -9,6 +9,8 @@ import _paths  # noqa: F401
 import numpy as np
 import pandas as pd
 
+from platonic_mlip.checks import MatrixError, checked_rows
+from platonic_mlip.cli import run
 from platonic_mlip.embed.base import valid_atoms
 from platonic_mlip.plotting import pca_grid, save
 
@@ -31,13 +33,17 @@ def main(argv=None):
     rows = np.flatnonzero(valid_atoms(args.meta, len(atoms)))
     if len(rows) > args.max_points:
         rows = np.sort(np.random.default_rng(args.seed).choice(rows, args.max_points, replace=False))
-    spaces = {
-        labels.get(m, m): np.asarray(np.load(f, mmap_mode="r")[rows])
-        for m, f in zip(args.models, args.embeddings, strict=True)
-    }
+    ids = atoms["material_id"].astype(str).to_numpy()
+    try:
+        spaces = {
+            labels.get(m, m): checked_rows(f, m, ids, rows)
+            for m, f in zip(args.models, args.embeddings, strict=True)
+        }
+    except MatrixError as err:
+        raise SystemExit(f"ERROR: {err}") from None
     fig = pca_grid(spaces, atoms["Z"].to_numpy()[rows], f"{args.title}: {len(rows)} atoms")
     save(fig, *args.out, dpi=args.dpi)
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

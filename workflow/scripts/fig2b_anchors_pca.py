@@ -8,6 +8,8 @@ import _paths  # noqa: F401
 import numpy as np
 import pandas as pd
 
+from platonic_mlip.checks import MatrixError, checked_rows
+from platonic_mlip.cli import run
 from platonic_mlip.embed.base import valid_atoms
 from platonic_mlip.plotting import anchors_on_pca, save
 
@@ -34,7 +36,11 @@ def main(argv=None):
         sets[f"{t['method'].iloc[0]} ({len(t)})"] = t["atom_index"].to_numpy()
     # the background sample plus every anchor (anchors may fall outside the drawn sample)
     rows = np.union1d(rows, np.concatenate(list(sets.values())))
-    emb = np.asarray(np.load(args.embeddings, mmap_mode="r")[rows])
+    ids = atoms["material_id"].astype(str).to_numpy()
+    try:
+        emb = checked_rows(args.embeddings, args.reference_label, ids, rows)
+    except MatrixError as err:
+        raise SystemExit(f"ERROR: {err}") from None
     marks = {name: np.searchsorted(rows, idx) for name, idx in sets.items()}
     title = f"Anchors on the PCA map of {args.reference_label} ({len(rows)} atoms)"
     fig = anchors_on_pca(emb, atoms["Z"].to_numpy()[rows], marks, title)
@@ -42,4 +48,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

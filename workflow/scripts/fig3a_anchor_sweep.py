@@ -8,6 +8,7 @@ import _paths  # noqa: F401
 import pandas as pd
 
 from platonic_mlip.anchor_studies import summarise_sweep
+from platonic_mlip.cli import run
 from platonic_mlip.io import write_csv
 from platonic_mlip.plotting import METRIC_TITLES, save, sweep_curves
 
@@ -44,4 +45,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

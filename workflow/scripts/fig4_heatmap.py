@@ -13,6 +13,7 @@ import json
 import _paths  # noqa: F401
 import pandas as pd
 
+from platonic_mlip.cli import run
 from platonic_mlip.plotting import heatmaps, save
 
 TITLES = {
@@ -79,4 +80,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -8,6 +8,7 @@ import json
 import _paths  # noqa: F401
 import numpy as np
 
+from platonic_mlip.cli import run
 from platonic_mlip.plotting import element_pca, save
 
 
@@ -30,4 +31,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -9,6 +9,7 @@ import _paths  # noqa: F401
 import numpy as np
 import pandas as pd
 
+from platonic_mlip.cli import run
 from platonic_mlip.plotting import matrix_heatmap, save
 
 
@@ -35,4 +36,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -12,6 +12,8 @@ import json
 import _paths  # noqa: F401
 import numpy as np
 
+from platonic_mlip.checks import MatrixError, check_finite
+from platonic_mlip.cli import run
 from platonic_mlip.io import save_npy, write_json
 
 
@@ -30,6 +32,7 @@ def main(argv=None):
         raise SystemExit("ERROR: need one metadata file per shard")
     with np.load(args.structures) as z:
         n_atoms = int(z["n_atoms"].sum())
+        atom_ids = np.repeat(z["material_ids"], z["n_atoms"])
     metas = [json.loads(open(p).read()) for p in args.json]
     arrays = [np.load(p, mmap_mode="r") for p in args.npy]
     dim = max(m["dim"] for m in metas)
@@ -61,8 +64,11 @@ def main(argv=None):
     mask = np.zeros(len(feats), dtype=bool)
     for s in skipped:
         mask[s["atom_start"] : s["atom_stop"]] = True
-    if not np.isfinite(feats[~mask]).all():
-        raise SystemExit("ERROR: non-finite values outside the skipped structures")
+    try:
+        name = f"the embedding job of model {args.model or first['model']} ({', '.join(args.npy)})"
+        check_finite(feats, name, atom_ids, None, mask)
+    except MatrixError as err:
+        raise SystemExit(f"ERROR: {err}") from None
     wall = sum(m["wall_time_s"] for m in metas)
     embedded = sum(m["n_atoms_embedded"] for m in metas)
     meta = {
@@ -96,4 +102,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -16,6 +16,7 @@ import _paths  # noqa: F401
 import numpy as np
 import pandas as pd
 
+from platonic_mlip.cli import run
 from platonic_mlip.io import write_text
 
 METRICS = {
@@ -131,4 +132,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -17,9 +17,11 @@ import _paths  # noqa: F401
 import numpy as np
 import pandas as pd
 
+from platonic_mlip.checks import MatrixError, checked_rows
+from platonic_mlip.cli import run
 from platonic_mlip.embed.base import valid_atoms
 from platonic_mlip.io import write_csv
-from platonic_mlip.metrics import pairwise_table, resample_indices, sample_indices
+from platonic_mlip.metrics import KNN_TIE_TOL, pairwise_table, resample_indices, sample_indices
 
 
 def main(argv=None):
@@ -35,6 +37,12 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--no-knn-normalize", action="store_true")
+    ap.add_argument(
+        "--knn-tie-tol",
+        type=float,
+        default=KNN_TIE_TOL,
+        help="k-NN similarities within this are tied; lower sample row wins (metrics.knn_tie_tol)",
+    )
     ap.add_argument("--composite-weights", default="{}", help="JSON {score: weight}")
     ap.add_argument("--repeats", type=int, default=0, help="redrawn samples for the intervals (0 = none)")
     ap.add_argument("--level", type=float, default=0.95, help="coverage of the percentile interval")
@@ -51,7 +59,15 @@ def main(argv=None):
     pos = sample_indices(len(valid), args.n_sample, args.seed)
     idx = valid[pos]
     # ours: redrawn samples of the same size, without replacement, for the intervals
-    redrawn = resample_indices(len(valid), args.n_sample, args.repeats, args.resample_seed)
+    repeats = args.repeats
+    if repeats and args.n_sample >= len(valid):
+        print(
+            f"note: config key 'metrics.n_sample' ({args.n_sample}) is at or above the {len(valid)} atoms "
+            "every model embedded: each redrawn sample would be all of them, so no interval can be "
+            "estimated; the interval columns are left empty (n_repeats 0). Lower metrics.n_sample for them"
+        )
+        repeats = 0
+    redrawn = resample_indices(len(valid), args.n_sample, repeats, args.resample_seed)
     # read each file once, at the union of all samples (sorted: sequential reads of the memmap)
     union = np.unique(np.concatenate([pos, redrawn.ravel()]))
     rows = valid[union]
@@ -59,6 +75,7 @@ def main(argv=None):
     opts = dict(
         k=args.k,
         normalize_knn=not args.no_knn_normalize,
+        knn_tie_tol=args.knn_tie_tol,
         composite_weights=json.loads(args.composite_weights),
         sample=local_sample,
         resamples=local_redrawn,
@@ -66,22 +83,24 @@ def main(argv=None):
         workers=args.workers,
     )
 
-    def load(path):
-        arr = np.load(path, mmap_mode="r")
-        if arr.shape[0] != len(atoms):
-            raise SystemExit(f"ERROR: {path} has {arr.shape[0]} rows, the atom table {len(atoms)}")
-        return np.asarray(arr[rows], dtype=np.float64)
+    ids = atoms["material_id"].astype(str).to_numpy()
+
+    def load(path, model, what):
+        try:
+            return checked_rows(path, model, ids, rows, what=what, dtype=np.float64)
+        except MatrixError as err:
+            raise SystemExit(f"ERROR: {err}") from None
 
     n_models = len(args.models)
     if len(args.raw) != n_models or len(args.platonic) != n_models * len(args.anchor_sets):
         raise SystemExit("ERROR: need one raw file per model and one Platonic file per model and anchor set")
-    raw = {m: load(f) for m, f in zip(args.models, args.raw, strict=True)}
+    raw = {m: load(f, m, "embeddings") for m, f in zip(args.models, args.raw, strict=True)}
     tables = [pairwise_table(raw, "raw", "", **opts)]
     del raw
     print(f"raw: {time.perf_counter() - t0:.1f} s", flush=True)
     for s, aset in enumerate(args.anchor_sets):
         files = args.platonic[s * n_models : (s + 1) * n_models]
-        plat = {m: load(f) for m, f in zip(args.models, files, strict=True)}
+        plat = {m: load(f, m, f"{aset} Platonic space") for m, f in zip(args.models, files, strict=True)}
         tables.append(pairwise_table(plat, "platonic", aset, **opts))
         print(f"platonic/{aset}: {time.perf_counter() - t0:.1f} s", flush=True)
     table = pd.concat(tables, ignore_index=True)
@@ -89,10 +108,10 @@ def main(argv=None):
     write_csv(args.out_sample, atoms.iloc[idx][["atom_index", "material_id", "atom_in_structure", "element"]])
     write_csv(args.out, table)
     print(
-        f"{len(table)} rows over {len(args.models)} models, sample of {len(idx)} atoms, {args.repeats} "
+        f"{len(table)} rows over {len(args.models)} models, sample of {len(idx)} atoms, {repeats} "
         f"redrawn samples; {time.perf_counter() - t0:.1f} s"
     )
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

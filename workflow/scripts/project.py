@@ -7,13 +7,15 @@ The embeddings are memory-mapped and the projection is written chunk by chunk in
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import _paths  # noqa: F401
 import numpy as np
 import pandas as pd
 
+from platonic_mlip.checks import MatrixError, checked_rows, skipped_mask
+from platonic_mlip.cli import run
+from platonic_mlip.io import atomic_path, preallocate
 from platonic_mlip.projection import mean_embedding, project
 
 
@@ -25,27 +27,34 @@ def main(argv=None):
     ap.add_argument(
         "--center", action="store_true", help="OURS: subtract the model's mean embedding before the cosine"
     )
+    ap.add_argument("--atoms", default=None, help="atom table CSV (names the rows of a bad matrix)")
+    ap.add_argument("--model", default=None, help="model id (messages; default: the file's name)")
+    ap.add_argument("--meta", default=None, help="the embeddings' metadata JSON (its skipped atoms are NaN)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
-    emb = np.load(args.embeddings, mmap_mode="r")
+    model = args.model or Path(args.embeddings).stem
+    if args.atoms:
+        ids = pd.read_csv(args.atoms, usecols=["material_id"], dtype=str)["material_id"].to_numpy()
+    else:
+        ids = np.asarray(["?"] * np.load(args.embeddings, mmap_mode="r").shape[0])
+    try:  # NaN only in the rows of the structures its embedding job skipped
+        skipped = skipped_mask(args.meta, len(ids)) if args.meta else None
+        emb = checked_rows(args.embeddings, model, ids, expected_nan=skipped)
+    except MatrixError as err:
+        raise SystemExit(f"ERROR: {err}") from None
     idx = pd.read_csv(args.anchors)["atom_index"].to_numpy()
     if idx.max() >= emb.shape[0]:
         raise SystemExit(f"ERROR: {args.anchors}: anchor atom {idx.max()} beyond {emb.shape[0]} rows")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
-    try:
+    with atomic_path(args.out) as tmp:
         z = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(emb.shape[0], len(idx)))
+        preallocate(tmp)  # a full disk fails here, not with SIGBUS inside the memory map
         center = mean_embedding(emb, chunk=args.chunk) if args.center else None
         project(emb, idx, chunk=args.chunk, out=z, center=center)
         z.flush()
         shape = z.shape
         del z
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
     print(f"{args.embeddings} -> {shape}")
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -9,6 +9,7 @@ from anchor_sweep import add_metric_args, load_inputs
 
 from platonic_mlip.anchor_studies import platonic_metrics, reference_sensitivity
 from platonic_mlip.anchors import direct_anchors
+from platonic_mlip.cli import run
 from platonic_mlip.io import write_csv
 
 
@@ -38,4 +39,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -16,6 +16,8 @@ from platonic_mlip.anchors import (
     random_anchors,
     read_published,
 )
+from platonic_mlip.checks import MatrixError, checked_rows
+from platonic_mlip.cli import run
 from platonic_mlip.embed.base import valid_atoms
 from platonic_mlip.io import write_csv
 
@@ -38,9 +40,14 @@ def main(argv=None):
     valid = np.flatnonzero(valid_atoms(args.meta, len(atoms)))
     try:
         if args.method == "direct":
-            emb = np.load(args.embeddings, mmap_mode="r")
-            if emb.shape[0] != len(atoms):
-                raise SystemExit(f"ERROR: {args.embeddings} has {emb.shape[0]} rows, atom table {len(atoms)}")
+            mask = np.zeros(len(atoms), dtype=bool)
+            mask[valid] = True
+            ids = atoms["material_id"].astype(str).to_numpy()
+            model = args.reference_model or "reference"
+            try:
+                emb = checked_rows(args.embeddings, model, ids, expected_nan=~mask)
+            except MatrixError as err:
+                raise SystemExit(f"ERROR: {err}") from None
             idx = valid[direct_anchors(emb[valid], args.k, threshold_init=args.threshold_init)]
         elif args.method == "random":
             idx = valid[random_anchors(len(valid), args.k, args.seed)]
@@ -69,4 +76,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -15,6 +15,23 @@ class UnsupportedElementsError(ValueError):
     """Structures contain elements outside a model's element table."""
 
 
+class ModelLoadError(RuntimeError):
+    """A model's weights could not be loaded; the workflow prints the message, then the cause's traceback."""
+
+    show_traceback = True  # platonic_mlip.cli prints the traceback after the one-line message
+
+
+def model_load_error(spec: dict, err: BaseException) -> ModelLoadError:
+    """``model <id> (family <f>): could not load weights <file>: <Type>: <message>`` for ``err``."""
+    model = spec.get("checkpoint") or spec.get("name")
+    source = spec.get("source")
+    weights = "(random initialisation)" if source == "random" else source
+    message = str(err).strip()
+    what = f"{type(err).__name__}: {message}" if message else type(err).__name__
+    family = spec.get("family")
+    return ModelLoadError(f"model {model} (family {family}): could not load weights {weights}: {what}")
+
+
 class Embedder(ABC):
     """One loaded model that maps structures to per-atom invariant features.
 
