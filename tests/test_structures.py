@@ -316,3 +316,34 @@ def test_a_download_that_fails_leaves_no_part_file(http_server, tmp_path):
     with pytest.raises(StructureError, match="could not download"):
         fetch(f"{url}/train.csv", tmp_path / "got.csv", retries=2, backoff_s=0.01)
     assert list(tmp_path.glob("*part*")) == [] and not (tmp_path / "got.csv").exists()
+
+
+def test_a_downloaded_source_records_its_digest_and_headers(http_server, sample_csv, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    served, url, _, _ = http_server
+    (served / "train.csv").write_bytes(sample_csv.read_bytes())
+    out, prov = tmp_path / "download" / "train.csv", tmp_path / "download" / "train.csv.json"
+    script = ROOT / "workflow" / "scripts" / "download_structures.py"
+    args = [
+        sys.executable,
+        str(script),
+        "--url",
+        f"{url}/train.csv",
+        "--out",
+        str(out),
+        "--provenance",
+        str(prov),
+    ]
+    res = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    meta = json.loads(prov.read_text())
+    assert (
+        meta["url"] == f"{url}/train.csv" and meta["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    )
+    assert meta["sha256_pinned"] is False and "structures.sha256" in res.stdout
+    assert meta["headers"]["Content-Length"] == str(out.stat().st_size)
