@@ -45,21 +45,9 @@ def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def fetch(
-    url: str,
-    dest: str | Path,
-    sha256: str | None = None,
-    retries: int = 3,
-    backoff_s: float = 2.0,
-    timeout_s: float = 60.0,
-) -> Path:
-    """Download ``url`` to ``dest`` atomically (``dest`` appears only when complete and verified).
-
-    Retries ``retries`` times with exponential backoff; with ``sha256`` the file must match or a
-    StructureError names both digests. ``file://`` URLs and plain paths are copied the same way.
-    The temporary file is removed on every failure; a full disk is not retried (``DiskFullError``).
-    """
-    return fetch_with_headers(url, dest, sha256, retries, backoff_s, timeout_s)[0]
+def fetch(url: str, dest: str | Path, sha256: str | None = None, **options) -> Path:
+    """Download ``url`` to ``dest`` atomically: ``fetch_with_headers`` without the headers."""
+    return fetch_with_headers(url, dest, sha256, **options)[0]
 
 
 def fetch_with_headers(
@@ -70,8 +58,11 @@ def fetch_with_headers(
     backoff_s: float = 2.0,
     timeout_s: float = 60.0,
 ) -> tuple[Path, dict[str, str]]:
-    """``fetch`` that also returns the response headers that identify the content.
+    """Download ``url`` to ``dest`` atomically (``dest`` appears only when complete and verified).
 
+    Retries ``retries`` times with exponential backoff; with ``sha256`` the file must match or a
+    StructureError names both digests. ``file://`` URLs and plain paths are copied the same way.
+    The temporary file is removed on every failure; a full disk is not retried (``DiskFullError``).
     Returns ``(dest, headers)`` with the ETag, Last-Modified and Content-Length headers the server
     sent (those present), so that a run records which version of a remote file it used.
     """
