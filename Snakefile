@@ -6,6 +6,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/structures.smk"
 include: "workflow/rules/weights.smk"
@@ -16,6 +19,7 @@ include: "workflow/rules/metrics.smk"
 include: "workflow/rules/elements.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/claims.smk"
+include: "workflow/rules/report.smk"
 
 
 onstart:

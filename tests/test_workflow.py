@@ -321,6 +321,13 @@ def test_e2e_report(e2e):
     html = report.read_text(errors="replace")
     for text in ("Fig. 1", "Fig. 4a", "Fig. 4b", "Fig. 4c", "Fig. 4d", "pairwise.csv"):
         assert text in html, text
+    # a landing page, the findings first, figures listed once (PNG) by question, tables as pages
+    for text in ("The idea.", "Start with Findings", "findings.html", '"Maps"', '"Alignment"', '"Chemistry"'):
+        assert text in html, text
+    assert "fig1_pca.pdf" not in html.split("fig1_pca.png", 1)[0][-2000:]
+    assert '"fig1_pca.pdf": {"name"' not in html and "anchor_sweep.html" in html
+    # no path of the machine: not the checkout, not the working directory
+    assert str(ROOT) not in html and str(work) not in html
 
 
 def test_e2e_benchmarks_record_every_job(e2e):

@@ -21,7 +21,7 @@ rule select_anchors:
         runtime=60,
     params:
         py=python_for("analysis"),
-        script=f"{SCRIPTS}/select_anchors.py",
+        script=f"{SH_SCRIPTS}/select_anchors.py",
         k=config["anchors"]["k"],
         reference=REFERENCE,
         threshold=config["anchors"]["threshold_init"],
@@ -54,7 +54,7 @@ rule anchor_overlap:
         "../../envs/analysis.yaml"
     params:
         py=python_for("analysis"),
-        script=f"{SCRIPTS}/anchor_overlap.py",
+        script=f"{SH_SCRIPTS}/anchor_overlap.py",
     shell:
         "{params.py} {params.script} --atoms {input.atoms} --ours {input.ours}"
         " --published {input.published} --out {output.json} > {log} 2>&1"
@@ -81,7 +81,7 @@ rule anchor_sweep:
         runtime=60,
     params:
         py=python_for("analysis"),
-        script=f"{SCRIPTS}/anchor_sweep.py",
+        script=f"{SH_SCRIPTS}/anchor_sweep.py",
         models=" ".join(MODELS),
         reference=REFERENCE,
         seeds=" ".join(str(s) for s in config["anchors"]["sweep"]["random_seeds"]),
@@ -100,11 +100,7 @@ rule reference_sensitivity:
         meta=embedding_meta(),
     output:
         csv=f"{RUN}/metrics/reference_sensitivity.csv",
-        summary=report(
-            f"{RUN}/metrics/reference_sensitivity_summary.csv",
-            caption="../report/reference_sensitivity.rst",
-            category="Anchors",
-        ),
+        summary=f"{RUN}/metrics/reference_sensitivity_summary.csv",
     log:
         f"{LOGS}/reference_sensitivity.log",
     benchmark:
@@ -116,7 +112,7 @@ rule reference_sensitivity:
         runtime=60,
     params:
         py=python_for("analysis"),
-        script=f"{SCRIPTS}/reference_sensitivity.py",
+        script=f"{SH_SCRIPTS}/reference_sensitivity.py",
         models=" ".join(MODELS),
         refs=" ".join([REFERENCE, *OTHER_REFERENCES]),
         k=config["anchors"]["k"],

@@ -8,15 +8,11 @@ rule claims:
         sweep=expand(f"{RUN}/metrics/anchor_sweep/k{{k}}.csv", k=SWEEP_K),
         elements=rules.element_embeddings.output.npz,
     output:
-        csv=report(
-            f"{RUN}/claims.csv",
-            caption="../report/claims.rst",
-            category="Claims",
-        ),
+        csv=f"{RUN}/claims.csv",
         html=report(
             f"{RUN}/claims.html",
             caption="../report/claims.rst",
-            category="Claims",
+            category="Findings",
         ),
     log:
         f"{LOGS}/claims.log",
@@ -29,7 +25,7 @@ rule claims:
         runtime=15,
     params:
         py=python_for("analysis"),
-        script=f"{SCRIPTS}/claims.py",
+        script=f"{SH_SCRIPTS}/claims.py",
         models=" ".join(MODELS),
         controls=" ".join(CONTROLS),
         families=json.dumps({m: s["family"] for m, s in MODELS.items()}),

@@ -1,5 +1,6 @@
 # Config loading and validation, paths, interpreters and input functions shared by every rule file.
 import json
+import os
 import re
 import shlex
 import sys
@@ -14,6 +15,21 @@ from snakemake.utils import validate
 ROOT = Path(workflow.basedir)
 SRC = ROOT / "src"
 SCRIPTS = ROOT / "workflow" / "scripts"
+# Shell commands name the checkout and the environments through variables set here (every job, local or
+# on a cluster node, runs this file first), so that no path of the machine is written into a command,
+# the report or the provenance Snakemake keeps.
+os.environ.update(PLATONIC_ROOT=str(ROOT))
+SH_SCRIPTS = '"$PLATONIC_ROOT"/workflow/scripts'
+
+
+def sh_path(path):
+    """``path`` quoted for a shell command; a path inside the checkout relative to $PLATONIC_ROOT."""
+    path = Path(path)
+    if path.is_absolute() and path.is_relative_to(ROOT):
+        return f'"$PLATONIC_ROOT"/{shlex.quote(str(path.relative_to(ROOT)))}'
+    return shlex.quote(str(path))
+
+
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 sys.path.insert(0, str(SRC))
 # Every rule's shell command ends with `" > {log} 2>&1" f"{ON_FAILURE}"`: when the command fails, the hook
@@ -21,7 +37,7 @@ sys.path.insert(0, str(SRC))
 # scheduler cannot be caught by the job), prints "<job>: <the log's first ERROR:/KILLED: line> (full log:
 # <path>)" to the console (job: the log's path under logs/, e.g. embed/7net-0/0000) and exits with the
 # command's status.
-ON_FAILURE = f" || bash {shlex.quote(str(SCRIPTS / 'on_failure.sh'))} $? {{log:q}}"
+ON_FAILURE = f" || bash {SH_SCRIPTS}/on_failure.sh $? {{log:q}}"
 
 from platonic_mlip.config import is_full_split, model_specs, unknown_keys
 from platonic_mlip.families import FAMILIES
@@ -86,6 +102,7 @@ USE_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_me
 VENVS = Path(config["envs"]["venv_dir"])
 if not VENVS.is_absolute():
     VENVS = ROOT / VENVS
+os.environ.update(PLATONIC_VENV_DIR=str(VENVS))
 
 
 def python_for(env):
@@ -95,7 +112,7 @@ def python_for(env):
     py = VENVS / env / "bin" / "python"
     if env == "analysis" and not py.exists():
         return sys.executable  # Snakemake's own interpreter carries the analysis stack
-    return str(py)
+    return f'"$PLATONIC_VENV_DIR"/{env}/bin/python'
 
 
 def env_of(checkpoint):
@@ -128,7 +145,7 @@ def weights_input(wc):
 
 def weights_file_option(wc):
     path = weights_of(wc.checkpoint)["path"]
-    return f"--weights-file {shlex.quote(str(path))}" if path else ""
+    return f"--weights-file {sh_path(path)}" if path else ""
 
 
 def embed_options(wc):
@@ -181,6 +198,99 @@ def figure(name):
     return [f"{RUN}/figures/{name}.{ext}" for ext in FIG_FORMATS]
 
 
+#: every figure of the report, once: the question it answers (report category), a subcategory, the
+#: paper panel and what it shows; its caption is workflow/report/<name>.rst
+REPORT_FIGURES = {
+    "fig1_pca": ("Maps", "raw spaces", "Fig. 1", "PCA of each model's raw embeddings"),
+    "fig3b_platonic_pca_random": (
+        "Maps",
+        "Platonic spaces",
+        "Fig. 3b",
+        "PCA, random anchors",
+    ),
+    "fig3c_platonic_pca_direct": (
+        "Maps",
+        "Platonic spaces",
+        "Fig. 3c",
+        "PCA, DIRECT anchors",
+    ),
+    "fig4a_mknn": ("Alignment", "heatmaps", "Fig. 4a", "mutual k-NN of every pair"),
+    "fig4b_procrustes": (
+        "Alignment",
+        "heatmaps",
+        "Fig. 4b",
+        "Procrustes score of every pair",
+    ),
+    "fig4c_ot": (
+        "Alignment",
+        "heatmaps",
+        "Fig. 4c",
+        "optimal-transport cost of every pair",
+    ),
+    "fig4d_composite": (
+        "Alignment",
+        "heatmaps",
+        "Fig. 4d",
+        "composite score of every pair",
+    ),
+    "fig2b_anchors_pca": (
+        "Anchors",
+        "where they lie",
+        "Fig. 2b",
+        "anchors on the reference map",
+    ),
+    "fig3a_anchor_sweep": ("Anchors", "how many", "Fig. 3a", "alignment against K"),
+    "fig4e_element_pca": (
+        "Chemistry",
+        "element maps",
+        "Fig. 4e",
+        "PCA of element vectors",
+    ),
+    "fig4f_element_similarity": (
+        "Chemistry",
+        "element similarity",
+        "Fig. 4f",
+        "agreement of models",
+    ),
+}
+
+
+def figure_outputs(name):
+    """A figure's files: the PNG in the report (category, subcategory, labels), the PDF beside it."""
+    category, subcategory, panel, shows = REPORT_FIGURES[name]
+    png, pdf = figure(name)
+    labels = {"panel": panel, "shows": shows}
+    shown = report(png, f"../report/{name}.rst", category, subcategory, labels)
+    return [shown, pdf]
+
+
+#: CSV tables the report shows as HTML pages: name -> (CSV, title, category, caption)
+def report_tables():
+    tables = {
+        "element_similarity": (
+            f"{RUN}/elements/similarity_correlation.csv",
+            "Correlation of the element similarity matrices of every pair of models (Fig. 4f)",
+            "Chemistry",
+            "element_similarity_table",
+        ),
+    }
+    if SWEEP_K:
+        tables["anchor_sweep"] = (
+            f"{RUN}/metrics/anchor_sweep.csv",
+            "Alignment against the number of anchors K (Fig. 3a), mean over model pairs",
+            "Anchors",
+            "anchor_sweep_table",
+        )
+    if OTHER_REFERENCES:
+        tables["reference_sensitivity"] = (
+            f"{RUN}/metrics/reference_sensitivity_summary.csv",
+            "How much the metrics move when DIRECT runs on another reference model",
+            "Anchors",
+            "reference_sensitivity",
+        )
+    return tables
+
+
 FIG4 = {
     "fig4a_mknn": "mknn",
     "fig4b_procrustes": "procrustes_score",
@@ -215,7 +325,8 @@ def metric_options():
 
 def all_outputs():
     out = [f"{RUN}/metrics/pairwise.csv", f"{RUN}/metrics/pairwise_ci.html"]
-    out += [f"{RUN}/claims.csv", f"{RUN}/claims.html"]
+    out += [f"{RUN}/claims.csv", f"{RUN}/claims.html", f"{RUN}/report/findings.html"]
+    out += [f"{RUN}/report/tables/{t}.html" for t in report_tables()]
     out.append(f"{RUN}/structures/summary.json")
     out += [f"{RUN}/embeddings/{m}.json" for m in MODELS]
     names = [
@@ -248,7 +359,7 @@ def local_source():
     """A local structures.source: as given when absolute or found from the working directory,
     else relative to the repository."""
     if Path(SOURCE).is_absolute() or Path(SOURCE).exists():
-        return str(Path(SOURCE).absolute())
+        return SOURCE
     return str(ROOT / SOURCE)
 
 

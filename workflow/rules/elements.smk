@@ -8,11 +8,7 @@ rule element_embeddings:
         meta=embedding_meta(),
     output:
         npz=f"{RUN}/elements/element_embeddings.npz",
-        csv=report(
-            f"{RUN}/elements/similarity_correlation.csv",
-            caption="../report/element_similarity_table.rst",
-            category="Chemistry",
-        ),
+        csv=f"{RUN}/elements/similarity_correlation.csv",
     log:
         f"{LOGS}/element_embeddings.log",
     benchmark:
@@ -23,7 +19,7 @@ rule element_embeddings:
         mem_mb=4000,
     params:
         py=python_for("analysis"),
-        script=f"{SCRIPTS}/element_embeddings.py",
+        script=f"{SH_SCRIPTS}/element_embeddings.py",
         models=" ".join(MODELS),
     shell:
         "{params.py} {params.script} --models {params.models} --platonic {input.platonic}"

@@ -31,7 +31,7 @@ rule embed:
         runtime=config["embed"]["runtime"],
     params:
         py=lambda wc: python_for(env_of(wc.checkpoint)),
-        script=f"{SCRIPTS}/embed.py",
+        script=f"{SH_SCRIPTS}/embed.py",
         layers=lambda wc: ",".join(CHECKPOINTS[wc.checkpoint]["layers"]),
         options=embed_options,
         weights_file=weights_file_option,
@@ -69,7 +69,7 @@ rule gather_embeddings:
         runtime=30,
     params:
         py=python_for("analysis"),
-        script=f"{SCRIPTS}/gather_embeddings.py",
+        script=f"{SH_SCRIPTS}/gather_embeddings.py",
         layer=lambda wc: MODELS[wc.model]["layer"],
         label=lambda wc: MODELS[wc.model].get("label", wc.model),
     shell:

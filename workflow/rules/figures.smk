@@ -7,10 +7,7 @@ rule fig1_pca:
         raw=embeddings(),
         meta=embedding_meta(),
     output:
-        [
-            report(f, caption="../report/fig1_pca.rst", category="Figures")
-            for f in figure("fig1_pca")
-        ],
+        figure_outputs("fig1_pca"),
     log:
         f"{LOGS}/figures/fig1_pca.log",
     benchmark:
@@ -21,15 +18,16 @@ rule fig1_pca:
         mem_mb=4000,
     params:
         py=python_for("analysis"),
-        script=f"{SCRIPTS}/fig1_pca.py",
+        script=f"{SH_SCRIPTS}/fig1_pca.py",
         models=" ".join(MODELS),
         labels=LABELS,
+        controls=" ".join(CONTROLS),
         fig=config["figures"],
     shell:
         "{params.py} {params.script} --models {params.models} --labels {params.labels:q}"
         " --embeddings {input.raw} --atoms {input.atoms} --max-points {params.fig[max_points]}"
-        " --seed {params.fig[seed]} --dpi {params.fig[dpi]} --meta {input.meta} --out {output}"
-        " > {log} 2>&1"
+        " --seed {params.fig[seed]} --dpi {params.fig[dpi]} --meta {input.meta}"
+        " --controls {params.controls} --out {output} > {log} 2>&1"
         f"{ON_FAILURE}"
 
 
@@ -41,10 +39,7 @@ for _name, _metric in FIG4.items():
         input:
             pairwise=rules.pairwise_metrics.output.csv,
         output:
-            [
-                report(f, caption=f"../report/{_name}.rst", category="Figures")
-                for f in figure(_name)
-            ],
+            figure_outputs(_name),
         log:
             f"{LOGS}/figures/{_name}.log",
         benchmark:
@@ -53,16 +48,17 @@ for _name, _metric in FIG4.items():
             "../../envs/analysis.yaml"
         params:
             py=python_for("analysis"),
-            script=f"{SCRIPTS}/fig4_heatmap.py",
+            script=f"{SH_SCRIPTS}/fig4_heatmap.py",
             metric=_metric,
             models=" ".join(MODELS),
             labels=LABELS,
+            controls=" ".join(CONTROLS),
             anchors=PRIMARY_ANCHORS,
             dpi=config["figures"]["dpi"],
         shell:
             "{params.py} {params.script} --pairwise {input.pairwise} --metric {params.metric}"
             " --models {params.models} --labels {params.labels:q} --anchors {params.anchors}"
-            " --dpi {params.dpi} --out {output} > {log} 2>&1"
+            " --controls {params.controls} --dpi {params.dpi} --out {output} > {log} 2>&1"
             f"{ON_FAILURE}"
 
 
@@ -73,10 +69,7 @@ rule fig2b_anchors_pca:
         meta=embedding_meta(),
         anchors=expand(f"{RUN}/anchors/{{s}}.csv", s=ANCHOR_SETS),
     output:
-        [
-            report(f, caption="../report/fig2b_anchors_pca.rst", category="Figures")
-            for f in figure("fig2b_anchors_pca")
-        ],
+        figure_outputs("fig2b_anchors_pca"),
     log:
         f"{LOGS}/figures/fig2b_anchors_pca.log",
     benchmark:
@@ -87,7 +80,7 @@ rule fig2b_anchors_pca:
         mem_mb=4000,
     params:
         py=python_for("analysis"),
-        script=f"{SCRIPTS}/fig2b_anchors_pca.py",
+        script=f"{SH_SCRIPTS}/fig2b_anchors_pca.py",
         label=MODELS[REFERENCE].get("label", REFERENCE),
         fig=config["figures"],
     shell:
@@ -102,15 +95,8 @@ rule fig3a_anchor_sweep:
     input:
         tables=expand(f"{RUN}/metrics/anchor_sweep/k{{k}}.csv", k=SWEEP_K),
     output:
-        table=report(
-            f"{RUN}/metrics/anchor_sweep.csv",
-            caption="../report/anchor_sweep_table.rst",
-            category="Anchors",
-        ),
-        figures=[
-            report(f, caption="../report/fig3a_anchor_sweep.rst", category="Figures")
-            for f in figure("fig3a_anchor_sweep")
-        ],
+        table=f"{RUN}/metrics/anchor_sweep.csv",
+        figures=figure_outputs("fig3a_anchor_sweep"),
     log:
         f"{LOGS}/figures/fig3a_anchor_sweep.log",
     benchmark:
@@ -119,12 +105,15 @@ rule fig3a_anchor_sweep:
         "../../envs/analysis.yaml"
     params:
         py=python_for("analysis"),
-        script=f"{SCRIPTS}/fig3a_anchor_sweep.py",
+        script=f"{SH_SCRIPTS}/fig3a_anchor_sweep.py",
         controls=" ".join(CONTROLS),
+        labels=LABELS,
+        run_k=config["anchors"]["k"],
         dpi=config["figures"]["dpi"],
     shell:
         "{params.py} {params.script} --tables {input.tables} --controls {params.controls}"
-        " --dpi {params.dpi} --out-table {output.table} --out {output.figures} > {log} 2>&1"
+        " --labels {params.labels:q} --run-k {params.run_k} --dpi {params.dpi}"
+        " --out-table {output.table} --out {output.figures} > {log} 2>&1"
         f"{ON_FAILURE}"
 
 
@@ -138,10 +127,7 @@ for _name, _set in FIG3_PCA.items():
             platonic=platonic(_set),
             meta=embedding_meta(),
         output:
-            [
-                report(f, caption=f"../report/{_name}.rst", category="Figures")
-                for f in figure(_name)
-            ],
+            figure_outputs(_name),
         log:
             f"{LOGS}/figures/{_name}.log",
         benchmark:
@@ -152,14 +138,16 @@ for _name, _set in FIG3_PCA.items():
             mem_mb=4000,
         params:
             py=python_for("analysis"),
-            script=f"{SCRIPTS}/fig1_pca.py",
+            script=f"{SH_SCRIPTS}/fig1_pca.py",
             models=" ".join(MODELS),
             labels=LABELS,
-            title=f"Platonic embeddings, {_set} anchors (PCA)",
+            anchors=_set,
+            controls=" ".join(CONTROLS),
             fig=config["figures"],
         shell:
             "{params.py} {params.script} --models {params.models} --labels {params.labels:q}"
-            " --embeddings {input.platonic} --atoms {input.atoms} --title {params.title:q}"
+            " --embeddings {input.platonic} --atoms {input.atoms} --anchors {params.anchors}"
+            " --controls {params.controls}"
             " --max-points {params.fig[max_points]} --seed {params.fig[seed]} --dpi {params.fig[dpi]}"
             " --meta {input.meta} --out {output} > {log} 2>&1"
             f"{ON_FAILURE}"
@@ -169,22 +157,20 @@ rule fig4e_element_pca:
     input:
         elements=rules.element_embeddings.output.npz,
     output:
-        [
-            report(f, caption="../report/fig4e_element_pca.rst", category="Figures")
-            for f in figure("fig4e_element_pca")
-        ],
+        figure_outputs("fig4e_element_pca"),
     log:
         f"{LOGS}/figures/fig4e_element_pca.log",
     conda:
         "../../envs/analysis.yaml"
     params:
         py=python_for("analysis"),
-        script=f"{SCRIPTS}/fig4e_element_pca.py",
+        script=f"{SH_SCRIPTS}/fig4e_element_pca.py",
         labels=LABELS,
+        controls=" ".join(CONTROLS),
         dpi=config["figures"]["dpi"],
     shell:
         "{params.py} {params.script} --elements {input.elements} --labels {params.labels:q}"
-        " --dpi {params.dpi} --out {output} > {log} 2>&1"
+        " --controls {params.controls} --dpi {params.dpi} --out {output} > {log} 2>&1"
         f"{ON_FAILURE}"
 
 
@@ -192,23 +178,20 @@ rule fig4f_element_similarity:
     input:
         correlations=rules.element_embeddings.output.csv,
     output:
-        [
-            report(
-                f, caption="../report/fig4f_element_similarity.rst", category="Figures"
-            )
-            for f in figure("fig4f_element_similarity")
-        ],
+        figure_outputs("fig4f_element_similarity"),
     log:
         f"{LOGS}/figures/fig4f_element_similarity.log",
     conda:
         "../../envs/analysis.yaml"
     params:
         py=python_for("analysis"),
-        script=f"{SCRIPTS}/fig4f_element_similarity.py",
+        script=f"{SH_SCRIPTS}/fig4f_element_similarity.py",
         models=" ".join(MODELS),
         labels=LABELS,
+        controls=" ".join(CONTROLS),
         dpi=config["figures"]["dpi"],
     shell:
         "{params.py} {params.script} --correlations {input.correlations} --models {params.models}"
-        " --labels {params.labels:q} --dpi {params.dpi} --out {output} > {log} 2>&1"
+        " --labels {params.labels:q} --controls {params.controls} --dpi {params.dpi} --out {output}"
+        " > {log} 2>&1"
         f"{ON_FAILURE}"

@@ -5,11 +5,7 @@ rule pairwise_metrics:
         meta=embedding_meta(),
         platonic=[p for s in SPACES for p in platonic(s)],
     output:
-        csv=report(
-            f"{RUN}/metrics/pairwise.csv",
-            caption="../report/pairwise.rst",
-            category="Metrics",
-        ),
+        csv=f"{RUN}/metrics/pairwise.csv",
         sample=f"{RUN}/metrics/sample.csv",
     log:
         f"{LOGS}/pairwise_metrics.log",
@@ -23,7 +19,7 @@ rule pairwise_metrics:
         runtime=60,
     params:
         py=python_for("analysis"),
-        script=f"{SCRIPTS}/pairwise_metrics.py",
+        script=f"{SH_SCRIPTS}/pairwise_metrics.py",
         models=" ".join(MODELS),
         sets=" ".join(SPACES),
         m=config["metrics"],
@@ -49,7 +45,8 @@ rule pairwise_ci_table:
         html=report(
             f"{RUN}/metrics/pairwise_ci.html",
             caption="../report/pairwise_ci.rst",
-            category="Metrics",
+            category="Alignment",
+            subcategory="tables",
         ),
     log:
         f"{LOGS}/pairwise_ci_table.log",
@@ -57,7 +54,7 @@ rule pairwise_ci_table:
         "../../envs/analysis.yaml"
     params:
         py=python_for("analysis"),
-        script=f"{SCRIPTS}/pairwise_ci_table.py",
+        script=f"{SH_SCRIPTS}/pairwise_ci_table.py",
         models=" ".join(MODELS),
         labels=LABELS,
     shell:

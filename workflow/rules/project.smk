@@ -19,7 +19,7 @@ rule project:
         runtime=30,
     params:
         py=python_for("analysis"),
-        script=f"{SCRIPTS}/project.py",
+        script=f"{SH_SCRIPTS}/project.py",
         center=lambda wc: "--center" if wc.anchor_set.endswith(CENTRED) else "",
     shell:
         "{params.py} {params.script} --embeddings {input.embeddings} --anchors {input.anchors}"

@@ -16,7 +16,7 @@ if SOURCE_IS_URL:
             runtime=30,
         params:
             py=python_for("analysis"),
-            script=f"{SCRIPTS}/download_structures.py",
+            script=f"{SH_SCRIPTS}/download_structures.py",
             url=SOURCE,
             sha256=config["structures"]["sha256"] or "",
             retries=config["structures"]["retries"],
@@ -45,12 +45,12 @@ rule parse_structures:
         runtime=60,
     params:
         py=python_for("analysis"),
-        script=f"{SCRIPTS}/parse_structures.py",
-        path=DOWNLOADED if SOURCE_IS_URL else SOURCE_PATH,
-        name=SOURCE_PATH,
+        script=f"{SH_SCRIPTS}/parse_structures.py",
+        path=DOWNLOADED if SOURCE_IS_URL else sh_path(SOURCE_PATH),
+        name=SOURCE,
         options=structures_options(),
     shell:
-        "{params.py} {params.script} --source {params.path:q} --name {params.name:q}"
+        "{params.py} {params.script} --source {params.path} --name {params.name:q}"
         " {params.options} --out-structures {output.structures}"
         " --out-atoms {output.atoms} --out-summary {output.summary} > {log} 2>&1"
         f"{ON_FAILURE}"

@@ -14,7 +14,7 @@ rule fetch_weights:
         runtime=60,
     params:
         py=lambda wc: python_for(env_of(wc.checkpoint)),
-        script=f"{SCRIPTS}/fetch_weights.py",
+        script=f"{SH_SCRIPTS}/fetch_weights.py",
         family=lambda wc: CHECKPOINTS[wc.checkpoint]["family"],
         url=lambda wc: weights_of(wc.checkpoint)["url"] or "",
         key=lambda wc: weights_of(wc.checkpoint)["key"] or "",

@@ -1,4 +1,8 @@
-"""Paper Fig. 1: 2-D PCA of each model's raw embeddings, atoms coloured by periodic-table group."""
+"""Paper Fig. 1 (and Fig. 3b/c): 2-D PCA of each model's embeddings, atoms coloured by chemical family.
+
+PC signs are aligned to the first model's scores (``plotting.align_signs``). Fig. 3b/c pass the Platonic
+spaces of one anchor set and ``--anchors <set>``, which names the set in the default title.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import pandas as pd
 from platonic_mlip.checks import MatrixError, checked_rows
 from platonic_mlip.cli import run
 from platonic_mlip.embed.base import valid_atoms
-from platonic_mlip.plotting import pca_grid, save
+from platonic_mlip.plotting import anchor_set_label, model_label, pca_grid, save
 
 
 def main(argv=None):
@@ -24,11 +28,22 @@ def main(argv=None):
     ap.add_argument("--meta", nargs="*", default=[], help="embedding metadata of every model (skipped atoms)")
     ap.add_argument("--max-points", type=int, default=20000)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--title", default="Raw embeddings (PCA)")
+    ap.add_argument("--controls", nargs="*", default=[], help="untrained models: labelled (untrained)")
+    ap.add_argument(
+        "--anchors", default=None, help="anchor set of Platonic embeddings: the default title names it"
+    )
+    ap.add_argument(
+        "--title", default=None, help="default: raw embeddings, or the anchor set's Platonic ones"
+    )
     ap.add_argument("--dpi", type=int, default=150)
     ap.add_argument("--out", nargs="+", required=True, help="output files (.png, .pdf)")
     args = ap.parse_args(argv)
     labels = json.loads(args.labels)
+    title = args.title or (
+        f"Platonic embeddings, {anchor_set_label(args.anchors)} anchors (PCA)"
+        if args.anchors
+        else "Raw embeddings (PCA)"
+    )
     atoms = pd.read_csv(args.atoms)
     rows = np.flatnonzero(valid_atoms(args.meta, len(atoms)))
     if len(rows) > args.max_points:
@@ -36,12 +51,12 @@ def main(argv=None):
     ids = atoms["material_id"].astype(str).to_numpy()
     try:
         spaces = {
-            labels.get(m, m): checked_rows(f, m, ids, rows)
+            model_label(m, labels, args.controls): checked_rows(f, m, ids, rows)
             for m, f in zip(args.models, args.embeddings, strict=True)
         }
     except MatrixError as err:
         raise SystemExit(f"ERROR: {err}") from None
-    fig = pca_grid(spaces, atoms["Z"].to_numpy()[rows], f"{args.title}: {len(rows)} atoms")
+    fig = pca_grid(spaces, atoms["Z"].to_numpy()[rows], f"{title}: {len(rows)} atoms")
     save(fig, *args.out, dpi=args.dpi)
 
 

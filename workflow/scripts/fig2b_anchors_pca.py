@@ -11,7 +11,7 @@ import pandas as pd
 from platonic_mlip.checks import MatrixError, checked_rows
 from platonic_mlip.cli import run
 from platonic_mlip.embed.base import valid_atoms
-from platonic_mlip.plotting import anchors_on_pca, save
+from platonic_mlip.plotting import anchor_set_label, anchors_on_pca, save
 
 
 def main(argv=None):
@@ -33,7 +33,7 @@ def main(argv=None):
     sets = {}
     for path in args.anchors:
         t = pd.read_csv(path)
-        sets[f"{t['method'].iloc[0]} ({len(t)})"] = t["atom_index"].to_numpy()
+        sets[f"{anchor_set_label(str(t['method'].iloc[0]))} ({len(t)})"] = t["atom_index"].to_numpy()
     # the background sample plus every anchor (anchors may fall outside the drawn sample)
     rows = np.union1d(rows, np.concatenate(list(sets.values())))
     ids = atoms["material_id"].astype(str).to_numpy()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 import _paths  # noqa: F401
 import pandas as pd
@@ -17,6 +18,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--tables", nargs="+", required=True, help="anchor_sweep CSVs, one per K")
     ap.add_argument("--controls", nargs="*", default=[], help="untrained models, left out of the pair means")
+    ap.add_argument("--labels", default="{}", help="JSON {model: label}, for the title")
+    ap.add_argument("--run-k", type=int, default=None, help="K of the main pipeline (anchors.k): marked")
     ap.add_argument("--metrics", nargs="+", default=list(METRIC_TITLES))
     ap.add_argument("--dpi", type=int, default=150)
     ap.add_argument("--out-table", required=True, help="summary per K, method and metric (CSV)")
@@ -38,9 +41,13 @@ def main(argv=None):
     if summary.empty:
         raise SystemExit("ERROR: the K sweep needs at least two models (config key 'models')")
     write_csv(args.out_table, summary)
-    left_out = f"; controls left out: {', '.join(controls)}" if controls else ""
-    title = f"Metrics vs number of anchors (mean over {int(summary['n_pairs'].max())} model pairs{left_out})"
-    fig = sweep_curves(summary, [m for m in args.metrics if m in set(summary["metric"])], title)
+    labels = json.loads(args.labels)
+    left_out = (
+        f"\nuntrained controls left out: {', '.join(labels.get(m, m) for m in controls)}" if controls else ""
+    )
+    title = f"Metrics vs number of anchors (mean over {int(summary['n_pairs'].max())} model pairs){left_out}"
+    metrics = [m for m in args.metrics if m in set(summary["metric"])]
+    fig = sweep_curves(summary, metrics, title, run_k=args.run_k)
     save(fig, *args.out, dpi=args.dpi)
 
 

@@ -49,6 +49,9 @@ def main(argv=None):
     ap.add_argument("--labels", default="{}", help="JSON {model: label}")
     ap.add_argument("--anchors", default="direct")
     ap.add_argument(
+        "--controls", nargs="*", default=[], help="untrained models: placed last, labelled (untrained)"
+    )
+    ap.add_argument(
         "--statistic",
         choices=("auto", "value", "mean"),
         default="auto",
@@ -74,6 +77,7 @@ def main(argv=None):
         args.anchors,
         TITLES[args.metric] + note,
         spaces=spaces,
+        controls=args.controls,
         **kw,
     )
     save(fig, *args.out, dpi=args.dpi)

@@ -18,6 +18,9 @@ def main(argv=None):
     ap.add_argument("--correlations", required=True, help="element_embeddings correlation CSV")
     ap.add_argument("--models", nargs="+", required=True)
     ap.add_argument("--labels", default="{}", help="JSON {model: label}")
+    ap.add_argument(
+        "--controls", nargs="*", default=[], help="untrained models: placed last, labelled (untrained)"
+    )
     ap.add_argument("--dpi", type=int, default=150)
     ap.add_argument("--out", nargs="+", required=True)
     args = ap.parse_args(argv)
@@ -30,7 +33,14 @@ def main(argv=None):
             mat[pos[a], pos[b]] = mat[pos[b], pos[a]] = r
     title = "Correlation of element-element cosine similarity matrices"
     fig = matrix_heatmap(
-        mat, [labels.get(m, m) for m in args.models], title, vmin=-1.0, vmax=1.0, cmap="RdBu_r"
+        mat,
+        [labels.get(m, m) for m in args.models],
+        title,
+        vmin=-1.0,
+        vmax=1.0,
+        cmap="RdBu_r",
+        cbar_label="Pearson r of the two models' element-element\nsimilarities (higher = more alike)",
+        controls=[m in set(args.controls) for m in args.models],
     )
     save(fig, *args.out, dpi=args.dpi)
 
