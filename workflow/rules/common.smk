@@ -327,6 +327,7 @@ def all_outputs():
     out = [f"{RUN}/metrics/pairwise.csv", f"{RUN}/metrics/pairwise_ci.html"]
     out += [f"{RUN}/claims.csv", f"{RUN}/claims.html", f"{RUN}/report/findings.html"]
     out += [f"{RUN}/report/tables/{t}.html" for t in report_tables()]
+    out += [f"{RUN}/interactive/maps.html", f"{RUN}/interactive/pairwise.html"]
     out.append(f"{RUN}/structures/summary.json")
     out += [f"{RUN}/embeddings/{m}.json" for m in MODELS]
     names = [

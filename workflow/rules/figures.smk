@@ -195,3 +195,44 @@ rule fig4f_element_similarity:
         " --labels {params.labels:q} --controls {params.controls} --dpi {params.dpi} --out {output}"
         " > {log} 2>&1"
         f"{ON_FAILURE}"
+
+
+# OURS: the PCA maps of every model and space in one offline page, the atom on hover
+rule interactive_maps:
+    input:
+        atoms=rules.parse_structures.output.atoms,
+        raw=embeddings(),
+        platonic=[p for s in ANCHOR_SETS for p in platonic(s)],
+        meta=embedding_meta(),
+    output:
+        report(
+            f"{RUN}/interactive/maps.html",
+            caption="../report/interactive_maps.rst",
+            category="Maps",
+            subcategory="interactive",
+            labels={
+                "panel": "ours",
+                "shows": "every model's PCA maps, atoms on hover",
+            },
+        ),
+    log:
+        f"{LOGS}/figures/interactive_maps.log",
+    conda:
+        "../../envs/analysis.yaml"
+    resources:
+        mem_mb=4000,
+    params:
+        py=python_for("analysis"),
+        script=f"{SH_SCRIPTS}/interactive_maps.py",
+        models=" ".join(MODELS),
+        labels=LABELS,
+        controls=" ".join(CONTROLS),
+        sets=" ".join(ANCHOR_SETS),
+        fig=config["figures"],
+    shell:
+        "{params.py} {params.script} --models {params.models} --labels {params.labels:q}"
+        " --controls {params.controls} --raw {input.raw} --anchor-sets {params.sets}"
+        " --platonic {input.platonic} --atoms {input.atoms} --meta {input.meta}"
+        " --max-points {params.fig[interactive_points]} --seed {params.fig[seed]} --out {output}"
+        " > {log} 2>&1"
+        f"{ON_FAILURE}"

@@ -61,3 +61,34 @@ rule pairwise_ci_table:
         "{params.py} {params.script} --pairwise {input.pairwise} --models {params.models}"
         " --labels {params.labels:q} --out {output.html} > {log} 2>&1"
         f"{ON_FAILURE}"
+
+
+# OURS: every pairwise metric and space as an interactive heatmap, the interval on hover
+rule interactive_pairwise:
+    input:
+        pairwise=rules.pairwise_metrics.output.csv,
+    output:
+        report(
+            f"{RUN}/interactive/pairwise.html",
+            caption="../report/interactive_pairwise.rst",
+            category="Alignment",
+            subcategory="interactive",
+            labels={
+                "panel": "ours",
+                "shows": "every metric of every pair, interval on hover",
+            },
+        ),
+    log:
+        f"{LOGS}/figures/interactive_pairwise.log",
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        py=python_for("analysis"),
+        script=f"{SH_SCRIPTS}/interactive_pairwise.py",
+        models=" ".join(MODELS),
+        labels=LABELS,
+        controls=" ".join(CONTROLS),
+    shell:
+        "{params.py} {params.script} --pairwise {input.pairwise} --models {params.models}"
+        " --labels {params.labels:q} --controls {params.controls} --out {output} > {log} 2>&1"
+        f"{ON_FAILURE}"
