@@ -60,3 +60,25 @@ def test_pairwise_heatmaps_show_the_interval_on_hover():
         "M1 – M2" in text[0, 1] and "[0.450, 0.550]" in text[0, 1] and "0.500 (paper's sample)" in text[0, 1]
     )
     assert np.isnan(z[1, 2])  # a pair the table lacks stays empty
+
+
+def test_chemiscope_dataset_is_valid_and_points_at_the_atoms():
+    chemiscope = __import__("chemiscope")
+    from ase.build import bulk
+
+    from platonic_mlip.interactive import chemiscope_input
+
+    crystals = [bulk("NaCl", "rocksalt", a=5.6), bulk("Fe", "bcc", a=2.87)]
+    sites = [(0, 0), (0, 1), (1, 0)]
+    maps = {"A": np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0]]), "B (untrained)": np.zeros((3, 2))}
+    cats = {
+        "chemical family": ["alkali (G1)", "halogens (G17)", "late TM (G8-12)"],
+        "element": ["Na", "Cl", "Fe"],
+    }
+    frames, envs, props, settings = chemiscope_input(crystals, sites, maps, cats)
+    data = chemiscope.create_input(structures=frames, properties=props, environments=envs, settings=settings)
+    assert [e["structure"] for e in data["environments"]] == [0, 0, 1]
+    assert [e["center"] for e in data["environments"]] == [0, 1, 0]
+    assert data["properties"]["A PC1"]["values"] == [0.0, 1.0, 2.0]
+    assert data["properties"]["element"]["values"] == ["Na", "Cl", "Fe"]
+    assert data["settings"]["map"]["x"]["property"] == "A PC1"

@@ -152,3 +152,29 @@ def pairwise_figure(table, models: Sequence[str], labels: Sequence[str], title: 
         height=750,
     )
     return fig
+
+
+def chemiscope_input(
+    atoms_list, sites, maps: Mapping[str, np.ndarray], categories: Mapping[str, Sequence[str]]
+):
+    """The pieces of a chemiscope dataset: the atoms ``sites`` (m pairs of structure index into
+    ``atoms_list`` and atom index in it) as environments, with per-atom properties.
+
+    ``maps`` gives each model's (m, 2) map coordinates (two properties each, ``<name> PC1``/``PC2``);
+    ``categories`` string properties (element, family, material_id). Returns (structures,
+    environments, properties, settings) for ``chemiscope.write_input``: the map shows the first
+    model's PCs, coloured by the first category.
+    """
+    environments = [(int(s), int(a), 3.5) for s, a in sites]
+    properties = {}
+    for name, xy in maps.items():
+        for i in range(2):
+            properties[f"{name} PC{i + 1}"] = {"target": "atom", "values": np.asarray(xy)[:, i].tolist()}
+    for name, values in categories.items():
+        properties[name] = {"target": "atom", "values": [str(v) for v in values]}
+    first = next(iter(maps))
+    colour = next(iter(categories), None)
+    settings = {"map": {"x": {"property": f"{first} PC1"}, "y": {"property": f"{first} PC2"}}}
+    if colour is not None:
+        settings["map"]["color"] = {"property": colour}
+    return list(atoms_list), environments, properties, settings

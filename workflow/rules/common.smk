@@ -214,6 +214,12 @@ REPORT_FIGURES = {
         "Fig. 3c",
         "PCA, DIRECT anchors",
     ),
+    "maps_raw_vs_platonic": (
+        "Maps",
+        "raw beside Platonic",
+        "ours",
+        "raw and Platonic maps per model",
+    ),
     "fig4a_mknn": ("Alignment", "heatmaps", "Fig. 4a", "mutual k-NN of every pair"),
     "fig4b_procrustes": (
         "Alignment",
@@ -327,7 +333,8 @@ def all_outputs():
     out = [f"{RUN}/metrics/pairwise.csv", f"{RUN}/metrics/pairwise_ci.html"]
     out += [f"{RUN}/claims.csv", f"{RUN}/claims.html", f"{RUN}/report/findings.html"]
     out += [f"{RUN}/report/tables/{t}.html" for t in report_tables()]
-    out += [f"{RUN}/interactive/maps.html", f"{RUN}/interactive/pairwise.html"]
+    out += [f"{RUN}/interactive/{p}" for p in ("maps.html", "pairwise.html")]
+    out.append(f"{RUN}/interactive/platonic_maps.chemiscope.json.gz")
     out.append(f"{RUN}/structures/summary.json")
     out += [f"{RUN}/embeddings/{m}.json" for m in MODELS]
     names = [
@@ -336,6 +343,7 @@ def all_outputs():
         "fig2b_anchors_pca",
         "fig4e_element_pca",
         "fig4f_element_similarity",
+        "maps_raw_vs_platonic",
     ]
     names += [n for n, s in FIG3_PCA.items() if s in ANCHOR_SETS]
     if SWEEP_K:

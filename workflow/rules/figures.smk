@@ -236,3 +236,67 @@ rule interactive_maps:
         " --max-points {params.fig[interactive_points]} --seed {params.fig[seed]} --out {output}"
         " > {log} 2>&1"
         f"{ON_FAILURE}"
+
+
+# OURS: the run's structures over their Platonic maps, for chemiscope (click a point, see the crystal)
+rule chemiscope_map:
+    input:
+        structures=rules.parse_structures.output.structures,
+        atoms=rules.parse_structures.output.atoms,
+        platonic=platonic(PRIMARY_ANCHORS),
+        meta=embedding_meta(),
+    output:
+        f"{RUN}/interactive/platonic_maps.chemiscope.json.gz",
+    log:
+        f"{LOGS}/figures/chemiscope_map.log",
+    conda:
+        "../../envs/analysis.yaml"
+    resources:
+        mem_mb=4000,
+    params:
+        py=python_for("analysis"),
+        script=f"{SH_SCRIPTS}/chemiscope_map.py",
+        models=" ".join(MODELS),
+        labels=LABELS,
+        controls=" ".join(CONTROLS),
+        anchors=PRIMARY_ANCHORS,
+        fig=config["figures"],
+    shell:
+        "{params.py} {params.script} --models {params.models} --labels {params.labels:q}"
+        " --controls {params.controls} --platonic {input.platonic} --anchor-set {params.anchors}"
+        " --structures {input.structures} --atoms {input.atoms} --meta {input.meta}"
+        " --max-points {params.fig[interactive_points]} --seed {params.fig[seed]} --out {output}"
+        " > {log} 2>&1"
+        f"{ON_FAILURE}"
+
+
+# OURS: each model's raw map beside its Platonic map (first anchor set), signs aligned
+rule maps_raw_vs_platonic:
+    input:
+        atoms=rules.parse_structures.output.atoms,
+        raw=embeddings(),
+        platonic=platonic(PRIMARY_ANCHORS),
+        meta=embedding_meta(),
+    output:
+        figure_outputs("maps_raw_vs_platonic"),
+    log:
+        f"{LOGS}/figures/maps_raw_vs_platonic.log",
+    conda:
+        "../../envs/analysis.yaml"
+    resources:
+        mem_mb=4000,
+    params:
+        py=python_for("analysis"),
+        script=f"{SH_SCRIPTS}/fig1_pca.py",
+        models=" ".join(MODELS),
+        labels=LABELS,
+        controls=" ".join(CONTROLS),
+        anchors=PRIMARY_ANCHORS,
+        fig=config["figures"],
+    shell:
+        "{params.py} {params.script} --models {params.models} --labels {params.labels:q}"
+        " --embeddings {input.raw} --side-by-side {input.platonic} --anchors {params.anchors}"
+        " --atoms {input.atoms} --max-points {params.fig[max_points]} --seed {params.fig[seed]}"
+        " --dpi {params.fig[dpi]} --meta {input.meta} --controls {params.controls} --out {output}"
+        " > {log} 2>&1"
+        f"{ON_FAILURE}"

@@ -35,6 +35,12 @@ def main(argv=None):
     ap.add_argument(
         "--title", default=None, help="default: raw embeddings, or the anchor set's Platonic ones"
     )
+    ap.add_argument(
+        "--side-by-side",
+        nargs="*",
+        default=None,
+        help="Platonic spaces (.npy), one per model: each model's raw map beside its Platonic one (ours)",
+    )
     ap.add_argument("--dpi", type=int, default=150)
     ap.add_argument("--out", nargs="+", required=True, help="output files (.png, .pdf)")
     args = ap.parse_args(argv)
@@ -50,12 +56,24 @@ def main(argv=None):
         rows = np.sort(np.random.default_rng(args.seed).choice(rows, args.max_points, replace=False))
     ids = atoms["material_id"].astype(str).to_numpy()
     try:
-        spaces = {
-            model_label(m, labels, args.controls): checked_rows(f, m, ids, rows)
-            for m, f in zip(args.models, args.embeddings, strict=True)
-        }
+        spaces = {}
+        for i, (m, f) in enumerate(zip(args.models, args.embeddings, strict=True)):
+            name = model_label(m, labels, args.controls)
+            if args.side_by_side is None:
+                spaces[name] = checked_rows(f, m, ids, rows)
+                continue
+            plat = f"Platonic ({anchor_set_label(args.anchors)})" if args.anchors else "Platonic"
+            spaces[f"{name}: raw"] = checked_rows(f, m, ids, rows)
+            spaces[f"{name}: {plat}"] = checked_rows(
+                args.side_by_side[i], m, ids, rows, what="Platonic space"
+            )
     except MatrixError as err:
         raise SystemExit(f"ERROR: {err}") from None
+    except IndexError:
+        raise SystemExit("ERROR: --side-by-side needs one Platonic file per model") from None
+    if args.side_by_side is not None and not args.title:
+        anchors = anchor_set_label(args.anchors or "")
+        title = f"Raw (left) and Platonic, {anchors} anchors (right), per model (PCA)"
     fig = pca_grid(spaces, atoms["Z"].to_numpy()[rows], f"{title}: {len(rows)} atoms")
     save(fig, *args.out, dpi=args.dpi)
 
