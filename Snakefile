@@ -6,9 +6,6 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-report: "workflow/report/workflow.rst"
-
-
 include: "workflow/rules/common.smk"
 include: "workflow/rules/structures.smk"
 include: "workflow/rules/weights.smk"
@@ -20,6 +17,9 @@ include: "workflow/rules/elements.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/claims.smk"
 include: "workflow/rules/report.smk"
+
+
+report: landing_text()
 
 
 onstart:

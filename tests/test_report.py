@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from conftest import ROOT
 
-from platonic_mlip.report import findings_html, limitations, pair_ranking, table_html
+from platonic_mlip.report import findings_html, findings_rst, limitations, pair_ranking, table_html
 
 MODELS = {
     "7net-0": {"family": "sevenn", "label": "7net-0"},
@@ -125,3 +125,19 @@ def test_every_figure_has_report_metadata_and_a_caption():
 @pytest.mark.parametrize("page", ["workflow", "findings"])
 def test_report_texts_exist(page):
     assert (ROOT / "workflow" / "report" / f"{page}.rst").read_text().strip()
+
+
+def test_findings_for_the_landing_page_are_escaped_restructuredtext():
+    from docutils.core import publish_parts
+
+    claims = _claims()
+    claims.loc[0, "claim"] = "Spaces *align* under `anchors` | pipes_"
+    rst = findings_rst(claims, _pairwise(), MODELS, CONTROLS, "direct", n_pairs=1)
+    assert rst.startswith("{% raw %}") and rst.rstrip().endswith("{% endraw %}")
+    body = rst.replace("{% raw %}", "").replace("{% endraw %}", "")
+    page = publish_parts(body, writer_name="html", settings_overrides={"report_level": 2, "halt_level": 2})
+    text = _text(page["html_body"])
+    assert "Spaces *align* under `anchors` | pipes_" in text  # markup characters shown, not interpreted
+    assert "mknn supported , cka not supported" in text.replace("  ", " ")
+    assert "7net-0 – CHGNet 0.3.0 0.600" in text and "Dummy Orb (untrained)" in text
+    assert "only as untrained controls (orb)" in text

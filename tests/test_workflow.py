@@ -322,7 +322,14 @@ def test_e2e_report(e2e):
     for text in ("Fig. 1", "Fig. 4a", "Fig. 4b", "Fig. 4c", "Fig. 4d", "pairwise.csv"):
         assert text in html, text
     # a landing page, the findings first, figures listed once (PNG) by question, tables as pages
-    for text in ("The idea.", "Start with Findings", "findings.html", '"Maps"', '"Alignment"', '"Chemistry"'):
+    for text in (
+        "The idea.",
+        "Findings of this run",
+        "findings.html",
+        '"Maps"',
+        '"Alignment"',
+        '"Chemistry"',
+    ):
         assert text in html, text
     assert "fig1_pca.pdf" not in html.split("fig1_pca.png", 1)[0][-2000:]
     assert '"fig1_pca.pdf": {"name"' not in html and "anchor_sweep.html" in html

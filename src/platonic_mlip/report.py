@@ -209,3 +209,68 @@ def findings_html(
 
 def _verdict_class(verdict: str) -> str:
     return {"supported": "supported", "not supported": "not-supported"}.get(verdict, "not-testable")
+
+
+def _rst(text: str) -> str:
+    """``text`` with reStructuredText's inline markup characters escaped."""
+    for ch in "\\*`|_":
+        text = text.replace(ch, "\\" + ch)
+    return text
+
+
+def findings_rst(
+    claims,
+    pairwise,
+    models: Mapping[str, Mapping],
+    controls: Sequence[str],
+    anchors: str,
+    metric: str = "composite",
+    n_pairs: int = 3,
+) -> str:
+    """The findings of ``findings_html`` as reStructuredText, for the report's landing page.
+
+    Wrapped in a Jinja ``raw`` block: Snakemake renders the landing text with Jinja before docutils.
+    """
+    label = {m: s.get("label", m) for m, s in models.items()}
+
+    def name(m):
+        return _rst(label.get(m, m) + (" (untrained)" if m in controls else ""))
+
+    out = ["{% raw %}", "Findings of this run", "--------------------", ""]
+    trained = [m for m in models if m not in controls]
+    out.append(
+        f"{len(models)} models: {len(trained)} trained and {len(controls)} untrained controls. "
+        "The paper's claims, one verdict per metric:"
+    )
+    out.append("")
+    if claims is not None and len(claims):
+        for cid, rows in claims.groupby("claim_id", sort=False):
+            verdicts = ", ".join(
+                f"{_rst(str(r.metric))} **{_rst(str(r.verdict))}**" for r in rows.itertuples()
+            )
+            out.append(f"- **{_rst(str(cid))}.** {_rst(str(rows['claim'].iloc[0]))} {verdicts}.")
+        out.append("")
+    ranking = pair_ranking(pairwise, "platonic", anchors, metric, controls)
+    if len(ranking):
+        shown = "DIRECT" if anchors == "direct" else anchors
+        meaning = METRIC_MEANING.get(metric, metric)
+        pairs = [
+            f"{name(r.model_a)} – {name(r.model_b)} {r.value:.3f}" for r in ranking.head(n_pairs).itertuples()
+        ]
+        out.append(
+            f"Most alike (Platonic space, {_rst(shown)} anchors; {_rst(meaning)}): " + "; ".join(pairs) + "."
+        )
+        if len(ranking) > n_pairs:
+            tail = ranking.tail(n_pairs).iloc[::-1]
+            pairs = [f"{name(r.model_a)} – {name(r.model_b)} {r.value:.3f}" for r in tail.itertuples()]
+            out.append("")
+            out.append("Least alike: " + "; ".join(pairs) + ".")
+        out.append("")
+    limits = limitations(models, controls, claims)
+    if limits:
+        out.append("What this run cannot show:")
+        out.append("")
+        out += [f"- {_rst(s)}" for s in limits]
+        out.append("")
+    out.append("{% endraw %}")
+    return "\n".join(out) + "\n"

@@ -42,7 +42,7 @@ ON_FAILURE = f" || bash {SH_SCRIPTS}/on_failure.sh $? {{log:q}}"
 from platonic_mlip.config import is_full_split, model_specs, unknown_keys
 from platonic_mlip.families import FAMILIES
 from platonic_mlip.models import ConfigError, checkpoint_specs
-from platonic_mlip.structures import StructureError, cif_files, source_format
+from platonic_mlip.structures import StructureError, cif_files, sha256_of, source_format
 from platonic_mlip.weights import plan as weights_plan
 
 if (
@@ -268,6 +268,20 @@ def figure_outputs(name):
     labels = {"panel": panel, "shows": shows}
     shown = report(png, f"../report/{name}.rst", category, subcategory, labels)
     return [shown, pdf]
+
+
+#: the report's landing text: the static introduction plus this run's findings, once the run has them
+LANDING = f"{RUN}/report/landing.rst"
+INTRO = ROOT / "workflow" / "report" / "workflow.rst"
+
+
+def landing_text():
+    """For the Snakefile's ``report:``: the run's landing text if written, else the introduction alone."""
+    return (
+        str(Path(LANDING).absolute())
+        if Path(LANDING).exists()
+        else "workflow/report/workflow.rst"
+    )
 
 
 #: CSV tables the report shows as HTML pages: name -> (CSV, title, category, caption)

@@ -7,12 +7,13 @@ rule report_findings:
         claims=rules.claims.output.csv,
         pairwise=rules.pairwise_metrics.output.csv,
     output:
-        report(
+        html=report(
             f"{RUN}/report/findings.html",
             caption="../report/findings.rst",
             category="Findings",
             labels={"page": "findings of this run"},
         ),
+        landing=LANDING,
     log:
         f"{LOGS}/report/findings.log",
     conda:
@@ -29,10 +30,14 @@ rule report_findings:
         controls=" ".join(CONTROLS),
         anchors=PRIMARY_ANCHORS,
         run=config["run_name"],
+        # the introduction, named from the checkout; its digest makes an edit rerun the job
+        intro=sh_path(INTRO),
+        intro_sha256=sha256_of(INTRO),
     shell:
         "{params.py} {params.script} findings --claims {input.claims} --pairwise {input.pairwise}"
         " --models {params.models:q} --controls {params.controls} --anchors {params.anchors}"
-        " --run-name {params.run:q} --out {output} > {log} 2>&1"
+        " --run-name {params.run:q} --landing {params.intro} --out-landing {output.landing}"
+        " --out {output.html} > {log} 2>&1"
         f"{ON_FAILURE}"
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from platonic_mlip.cli import run
 from platonic_mlip.io import write_text
-from platonic_mlip.report import findings_html, table_html
+from platonic_mlip.report import findings_html, findings_rst, table_html
 
 
 def main(argv=None):
@@ -27,6 +27,8 @@ def main(argv=None):
     f.add_argument("--controls", nargs="*", default=[])
     f.add_argument("--anchors", required=True, help="the anchor set the findings quote")
     f.add_argument("--run-name", default="")
+    f.add_argument("--landing", default=None, help="the report's landing text (.rst) to extend")
+    f.add_argument("--out-landing", default=None, help="the landing text with this run's findings")
     f.add_argument("--out", required=True)
     t = sub.add_parser("table", help="a CSV table as a standalone HTML page")
     t.add_argument("--csv", required=True)
@@ -39,9 +41,12 @@ def main(argv=None):
     if args.page == "findings":
         claims = pd.read_csv(args.claims, keep_default_na=False, na_values=[""])
         pairwise = pd.read_csv(args.pairwise, keep_default_na=False, na_values=[""])
-        page = findings_html(
-            claims, pairwise, json.loads(args.models), args.controls, args.anchors, run_name=args.run_name
-        )
+        models = json.loads(args.models)
+        page = findings_html(claims, pairwise, models, args.controls, args.anchors, run_name=args.run_name)
+        if args.out_landing:
+            intro = open(args.landing).read().rstrip("\n") + "\n\n" if args.landing else ""
+            rst = findings_rst(claims, pairwise, models, args.controls, args.anchors)
+            write_text(args.out_landing, intro + rst)
     else:
         frame = pd.read_csv(args.csv, keep_default_na=False, na_values=[""])
         page = table_html(frame, args.title, args.note, args.controls, json.loads(args.labels))
