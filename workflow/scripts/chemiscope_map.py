@@ -14,7 +14,7 @@ import pandas as pd
 from platonic_mlip.checks import MatrixError, checked_rows
 from platonic_mlip.chemistry import family_label
 from platonic_mlip.cli import run
-from platonic_mlip.embed.base import valid_atoms
+from platonic_mlip.embed.base import drawn_atoms
 from platonic_mlip.interactive import chemiscope_input
 from platonic_mlip.io import atomic_path
 from platonic_mlip.plotting import aligned_pcas, anchor_set_label, model_label
@@ -41,9 +41,7 @@ def main(argv=None):
         raise SystemExit("ERROR: need one Platonic file per model")
     labels = json.loads(args.labels)
     atoms = pd.read_csv(args.atoms)
-    rows = np.flatnonzero(valid_atoms(args.meta, len(atoms)))
-    if len(rows) > args.max_points:
-        rows = np.sort(np.random.default_rng(args.seed).choice(rows, args.max_points, replace=False))
+    rows = drawn_atoms(args.meta, len(atoms), args.max_points, args.seed)
     ids = atoms["material_id"].astype(str).to_numpy()
     try:
         spaces = {

@@ -10,12 +10,11 @@ import argparse
 import json
 
 import _paths  # noqa: F401
-import numpy as np
 import pandas as pd
 
 from platonic_mlip.checks import MatrixError, checked_rows
 from platonic_mlip.cli import run
-from platonic_mlip.embed.base import valid_atoms
+from platonic_mlip.embed.base import drawn_atoms
 from platonic_mlip.plotting import anchor_set_label, model_label, pca_grid, save
 
 
@@ -51,9 +50,7 @@ def main(argv=None):
         else "Raw embeddings (PCA)"
     )
     atoms = pd.read_csv(args.atoms)
-    rows = np.flatnonzero(valid_atoms(args.meta, len(atoms)))
-    if len(rows) > args.max_points:
-        rows = np.sort(np.random.default_rng(args.seed).choice(rows, args.max_points, replace=False))
+    rows = drawn_atoms(args.meta, len(atoms), args.max_points, args.seed)
     ids = atoms["material_id"].astype(str).to_numpy()
     try:
         spaces = {}

@@ -10,7 +10,7 @@ import pandas as pd
 
 from platonic_mlip.checks import MatrixError, checked_rows
 from platonic_mlip.cli import run
-from platonic_mlip.embed.base import valid_atoms
+from platonic_mlip.embed.base import drawn_atoms
 from platonic_mlip.plotting import anchor_set_label, anchors_on_pca, save
 
 
@@ -27,9 +27,7 @@ def main(argv=None):
     ap.add_argument("--out", nargs="+", required=True)
     args = ap.parse_args(argv)
     atoms = pd.read_csv(args.atoms)
-    rows = np.flatnonzero(valid_atoms(args.meta, len(atoms)))
-    if len(rows) > args.max_points:
-        rows = np.sort(np.random.default_rng(args.seed).choice(rows, args.max_points, replace=False))
+    rows = drawn_atoms(args.meta, len(atoms), args.max_points, args.seed)
     sets = {}
     for path in args.anchors:
         t = pd.read_csv(path)

@@ -7,12 +7,11 @@ import argparse
 import json
 
 import _paths  # noqa: F401
-import numpy as np
 import pandas as pd
 
 from platonic_mlip.checks import MatrixError, checked_rows
 from platonic_mlip.cli import run
-from platonic_mlip.embed.base import valid_atoms
+from platonic_mlip.embed.base import drawn_atoms
 from platonic_mlip.interactive import formulas, maps_figure, write_page
 from platonic_mlip.plotting import anchor_set_label, model_label
 
@@ -36,9 +35,7 @@ def main(argv=None):
         raise SystemExit("ERROR: need one raw file per model and one Platonic file per model and anchor set")
     labels = json.loads(args.labels)
     atoms = pd.read_csv(args.atoms)
-    rows = np.flatnonzero(valid_atoms(args.meta, len(atoms)))
-    if len(rows) > args.max_points:
-        rows = np.sort(np.random.default_rng(args.seed).choice(rows, args.max_points, replace=False))
+    rows = drawn_atoms(args.meta, len(atoms), args.max_points, args.seed)
     ids = atoms["material_id"].astype(str).to_numpy()
     sub = atoms.iloc[rows]
     formula = formulas(atoms["structure_index"].to_numpy(), atoms["element"].tolist())

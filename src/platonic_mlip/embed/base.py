@@ -400,3 +400,12 @@ def valid_atoms(meta_paths: Sequence, n_atoms: int) -> np.ndarray:
             for s in json.load(fh).get("skipped", []):
                 mask[s["atom_start"] : s["atom_stop"]] = False
     return mask
+
+
+def drawn_atoms(meta_paths: Sequence, n_atoms: int, max_points: int, seed: int = 0) -> np.ndarray:
+    """Sorted atom indices to draw in a map: the atoms every model embedded (``valid_atoms``), or a
+    random ``max_points`` of them (``numpy.random.default_rng(seed)``, without replacement)."""
+    rows = np.flatnonzero(valid_atoms(meta_paths, n_atoms))
+    if len(rows) > max_points:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, max_points, replace=False))
+    return rows
