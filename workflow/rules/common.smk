@@ -277,11 +277,7 @@ INTRO = ROOT / "workflow" / "report" / "workflow.rst"
 
 def landing_text():
     """For the Snakefile's ``report:``: the run's landing text if written, else the introduction alone."""
-    return (
-        str(Path(LANDING).absolute())
-        if Path(LANDING).exists()
-        else "workflow/report/workflow.rst"
-    )
+    return str(Path(LANDING).absolute()) if Path(LANDING).exists() else str(INTRO)
 
 
 #: CSV tables the report shows as HTML pages: name -> (CSV, title, category, caption)
