@@ -15,6 +15,7 @@ include: "workflow/rules/project.smk"
 include: "workflow/rules/metrics.smk"
 include: "workflow/rules/elements.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/diagnostics.smk"
 include: "workflow/rules/claims.smk"
 include: "workflow/rules/report.smk"
 

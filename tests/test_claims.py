@@ -463,3 +463,61 @@ def test_cli_names_the_file_when_an_anchor_set_is_missing(tmp_path):
     assert res.returncode != 0
     assert "pairwise.csv has no rows for anchor set(s) published" in res.stderr
     assert not (tmp_path / "claims.csv").exists()
+
+
+def _rotation(moves, tol=1e-4):
+    """A rotation summary: {model: largest move} in raw and direct space, two parent sets."""
+    rows = [
+        dict(model=m, space=s, parent_set=p, max_max_rel_dev=v, invariant=v <= tol)
+        for m, v in moves.items()
+        for s in ("raw", "direct")
+        for p in ("BaCeO3", "mp20")
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_claim6_invariant_families_keep_rotations_and_orb_does_not():
+    from platonic_mlip.claims import claim_rotation
+
+    r = Roster.make(
+        ["m1", "s1", "o1", "o0"], ["o0"], {"m1": "mace", "s1": "sevenn", "o1": "orb", "o0": "orb"}
+    )
+    table = pd.DataFrame(
+        claim_rotation(_rotation({"m1": 1e-6, "s1": 2e-6, "o1": 0.05, "o0": 0.07}), r, "direct")
+    )
+    assert (table[table.claim_id == "6"].verdict == "supported").all()
+    assert (table[table.claim_id == "6-orb"].verdict == "supported").all()
+    assert np.allclose(table[table.claim_id == "6"].ours, 2e-6)
+    # one invariant-by-construction model that moves: not supported; an Orb that does not move: neither
+    table = pd.DataFrame(
+        claim_rotation(_rotation({"m1": 1e-6, "s1": 3e-3, "o1": 1e-7, "o0": 0.07}), r, "direct")
+    )
+    assert set(table.verdict) == {"not supported"}
+    # no trained Orb: 6-orb is not testable, and the untrained architecture's move is in the reason
+    r = Roster.make(["m1", "o0"], ["o0"], {"m1": "mace", "o0": "orb"})
+    table = pd.DataFrame(claim_rotation(_rotation({"m1": 1e-6, "o0": 0.07}), r, "direct"))
+    orb = table[table.claim_id == "6-orb"]
+    assert (orb.verdict == "not testable on this run").all() and orb.reason.str.contains("7.0e-02").all()
+
+
+def test_claim7_equivalent_atoms_coincide_in_invariant_models():
+    from platonic_mlip.claims import claim_symmetry
+
+    r = Roster.make(["s1", "c1", "o0"], ["o0"], {"s1": "sevenn", "c1": "chgnet", "o0": "orb"})
+
+    def table(fracs, pairs=12):
+        return pd.DataFrame(
+            [
+                dict(subset=sub, model=m, space=s, n_equivalent_pairs=pairs, equivariant_fraction=f)
+                for m, f in fracs.items()
+                for s in ("raw", "direct")
+                for sub in ("sg221", "all")
+            ]
+        )
+
+    rows = pd.DataFrame(claim_symmetry(table({"s1": 1.0, "c1": 1.0, "o0": 0.0}), r, "direct"))
+    assert list(rows.verdict) == ["supported", "supported"] and "o0 0.000" in rows.comparison.iloc[0]
+    rows = pd.DataFrame(claim_symmetry(table({"s1": 1.0, "c1": 0.9, "o0": 0.0}), r, "direct"))
+    assert list(rows.verdict) == ["not supported"] * 2 and np.allclose(rows.ours, 0.9)
+    rows = pd.DataFrame(claim_symmetry(table({"s1": 1.0, "c1": 1.0}, pairs=0), r, "direct"))
+    assert (rows.verdict == "not testable on this run").all()

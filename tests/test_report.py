@@ -112,7 +112,9 @@ def test_every_figure_has_report_metadata_and_a_caption():
     common = (ROOT / "workflow" / "rules" / "common.smk").read_text()
     block = common.split("REPORT_FIGURES = {", 1)[1].split("\n}\n", 1)[0]
     names = re.findall(r'^\s+"(\w+)": \(', block, flags=re.M)
-    figures = (ROOT / "workflow" / "rules" / "figures.smk").read_text()
+    figures = "".join(
+        (ROOT / "workflow" / "rules" / f"{rules}.smk").read_text() for rules in ("figures", "diagnostics")
+    )
     assert "report(f" not in figures  # every figure goes through figure_outputs (PNG reported once)
     fig4 = re.findall(r'"(fig4[a-d]_\w+)": "', common)
     fig3 = re.findall(r'"(fig3[bc]_\w+)": "', common)
@@ -141,3 +143,18 @@ def test_findings_for_the_landing_page_are_escaped_restructuredtext():
     assert "mknn supported , cka not supported" in text.replace("  ", " ")
     assert "7net-0 – CHGNet 0.3.0 0.600" in text and "Dummy Orb (untrained)" in text
     assert "only as untrained controls (orb)" in text
+
+
+def test_a_claim_measured_in_two_spaces_names_the_space_of_each_verdict():
+    import pandas as pd
+
+    from platonic_mlip.report import row_labels
+
+    rows = pd.DataFrame(
+        {
+            "metric": ["move", "move", "other"],
+            "space": ["raw", "Platonic", "raw"],
+            "anchors": ["", "direct", ""],
+        }
+    )
+    assert row_labels(rows) == ["move (raw)", "move (Platonic, direct)", "other"]

@@ -46,6 +46,16 @@ def test_lint_is_clean():
     assert "Congratulations" in res.stdout + res.stderr
 
 
+def rule_counts(out: str) -> dict[str, int]:
+    """{rule: jobs} from the job table of ``snakemake -n --quiet rules``."""
+    counts = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
 def test_paper_config_builds_the_whole_dag(tmp_path):
     res = snakemake(
         "-n",
@@ -57,12 +67,7 @@ def test_paper_config_builds_the_whole_dag(tmp_path):
         str(tmp_path),
     )
     assert res.returncode == 0, res.stderr
-    out = res.stdout + res.stderr
-    counts = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit():
-            counts[parts[0]] = int(parts[1])
+    counts = rule_counts(res.stdout + res.stderr)
     # 27,136 structures in shards of 2,000 -> 14 shards per model
     assert counts["embed"] == 8 * 14  # one job per checkpoint and shard, every family
     assert counts["gather_embeddings"] == 8
@@ -88,8 +93,31 @@ def test_paper_config_builds_the_whole_dag(tmp_path):
         "fig4b_procrustes",
         "fig4c_ot",
         "fig4d_composite",
+        *DIAGNOSTIC_RULES,
     ):
         assert rule in counts, rule
+    assert counts["embed_probes"] == 8  # the probe structures: one job per checkpoint, unsharded
+    assert counts["project_probes"] == 16
+
+
+#: one rule per diagnostic (config key `diagnostics`), each with a figure of the same name
+DIAGNOSTIC_RULES = (
+    "fig5f_equivariant_fraction",
+    "fig5g_rotational_sensitivity",
+    "atypical_structures",
+    "embedding_arithmetic",
+    "zero_shot_stitching",
+)
+
+
+def test_diagnostics_can_be_turned_off(tmp_path):
+    cfg = write_config(tmp_path / "off.yaml", **{"diagnostics.enabled": False})
+    res = snakemake("-n", "--quiet", "rules", "--configfile", str(cfg), "--directory", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    counts = rule_counts(res.stdout + res.stderr)
+    assert counts["embed"] == 10 and counts["pairwise_metrics"] == 1
+    for rule in (*DIAGNOSTIC_RULES, "probe_structures", "embed_probes", "structure_properties"):
+        assert rule not in counts, rule
 
 
 @pytest.mark.parametrize(
@@ -209,6 +237,7 @@ FIGURES = (
     "fig4d_composite",
     "fig4e_element_pca",
     "fig4f_element_similarity",
+    *DIAGNOSTIC_RULES,
 )
 
 
@@ -255,6 +284,36 @@ def test_e2e_figures(e2e):
         for ext in ("png", "pdf"):
             f = e2e / "figures" / f"{name}.{ext}"
             assert f.exists() and f.stat().st_size > 1000, f
+
+
+def test_e2e_diagnostics(e2e):
+    """Every diagnostic ran on every model and space; the known physics holds on the slice."""
+    diag = e2e / "diagnostics"
+    models, spaces = {"7net-0", "dummy-mace-mp-0-small"}, {"raw", "direct", "random"}
+    # both architectures are rotation-invariant by construction: numerical noise only
+    rot = pd.read_csv(diag / "fig5g_rotational_sensitivity_summary.csv")
+    assert set(rot.model) == models and set(rot.space) == spaces
+    assert set(rot.parent_set) == {"BaCeO3", "mp20"}
+    assert rot.invariant.all() and (rot.max_max_rel_dev < 1e-4).all()
+    probes = pd.read_csv(e2e / "probes" / "probes.csv")
+    assert {"rotation", "perturbation"} <= set(probes.kind)
+    # invariant features: symmetry-equivalent atoms coincide wherever spglib finds them
+    sym = pd.read_csv(diag / "fig5f_equivariant_fraction.csv")
+    assert set(sym.model) == models and set(sym.space) == spaces
+    some = sym[sym.n_equivalent_pairs > 0]
+    assert len(some) and (some.equivariant_fraction > 0.5).all()
+    auc = pd.read_csv(diag / "atypical_structures.csv")
+    assert set(auc.model) == models and auc.auc.between(0, 1).all()
+    arith = pd.read_csv(diag / "embedding_arithmetic.csv")
+    assert set(arith.model) == models and set(arith.space) == spaces
+    stitch = pd.read_csv(diag / "zero_shot_stitching.csv")
+    done = stitch.dropna(subset=["source_model"])
+    assert {(a, b) for a, b in zip(done.source_model, done.target_model, strict=True)} == {
+        (a, b) for a in models for b in models
+    }
+    # a model's own readout is the diagonal: transfer onto itself is its own score
+    own = done[done.source_model == done.target_model]
+    assert np.allclose(own.score_transfer, own.score_own, equal_nan=True)
 
 
 def test_e2e_rerun_is_a_no_op(e2e):

@@ -101,6 +101,17 @@ CLAIMS = {
         "Element-level embeddings (mean Platonic vector per element) of trained models keep the periodic "
         "structure (elements of one group / period are neighbours); an untrained model's do not."
     ),
+    "6": (
+        "Models whose features are rotation-invariant by construction (equivariant architectures) keep "
+        "their embeddings under rigid rotation (Fig. 5g)."
+    ),
+    "6-orb": (
+        "Orb-v3, whose trunk is not equivariant, does not keep its embeddings under rigid rotation (Fig. 5g)."
+    ),
+    "7": (
+        "Equivariant models map symmetry-equivalent atoms (space-group-221 structures) onto one embedding, "
+        "and the Platonic projection keeps this (Fig. 5f, two-nearest-neighbour analysis)."
+    ),
 }
 
 
@@ -790,6 +801,148 @@ def claim_element_purity(
 
 
 # --------------------------------------------------------------------------------------------------
+# Diagnostics: rotation (Fig. 5g) and symmetry-equivalent atoms (Fig. 5f)
+# --------------------------------------------------------------------------------------------------
+
+
+def invariant_by_construction(model: str, roster: Roster) -> bool:
+    """Whether a model's family gives rotation-invariant features by construction (family registry)."""
+    from .families import FAMILIES
+
+    return bool(FAMILIES.get(roster.families[model], {}).get("invariant", False))
+
+
+def _sci(x) -> str:
+    return f"{x:.1e}" if _finite(x) else "n/a"
+
+
+def _per_model(values: Mapping[str, float], fmt=_fmt) -> str:
+    return "; ".join(f"{m} {fmt(v)}" for m, v in values.items()) or "none"
+
+
+def claim_rotation(rotation, roster: Roster, primary: str) -> list[dict]:
+    """Claims 6 and 6-orb from ``diagnostics/fig5g_rotational_sensitivity_summary.csv``.
+
+    ``rotation``: DataFrame with model, space, parent_set, max_max_rel_dev, invariant (a model/space is
+    invariant when no atom moved more than the noise tolerance; see ``platonic_mlip.rotation``). Per space
+    (raw, ``primary``): ``ours`` = the largest move (relative to the space's scale) over the models tested
+    and every parent set. 6: the trained models of families invariant by construction (family registry
+    ``invariant``) must all be invariant; 6-orb: the trained models of the other families must all move
+    beyond the tolerance. Untrained models are reported beside them, never counted.
+    """
+    rows = []
+    for claim, want in (("6", True), ("6-orb", False)):
+        for space in ("raw", primary):
+            pool = [m for m in roster.models if invariant_by_construction(m, roster) == want]
+            trained = [m for m in pool if m not in roster.controls]
+            untrained = [m for m in pool if m in roster.controls]
+            kind = "invariant by construction" if want else "without built-in invariance"
+            desc = f"trained models {kind} ({len(trained)}): {', '.join(trained) or 'none'}"
+            test = _Test(
+                claim,
+                "raw" if space == "raw" else "Platonic",
+                "" if space == "raw" else space,
+                desc,
+                len(trained),
+            )
+            metric = "largest move under rotation / scale"
+            if rotation is None:
+                rows.append(test.row(metric, reason="no rotation diagnostic in this run"))
+                continue
+            t = rotation[rotation["space"] == space]
+            worst = t.groupby("model")["max_max_rel_dev"].max()
+            inv = t.groupby("model")["invariant"].all()
+            untrained_note = (
+                f"untrained ({len(untrained)}): {_per_model({m: worst.get(m, NAN) for m in untrained}, _sci)}"
+                if untrained
+                else ""
+            )
+            tested = [m for m in trained if m in worst.index and _finite(worst[m])]
+            if not tested:
+                reason = f"no trained model of a family {kind} in this run"
+                if untrained_note:
+                    reason += f"; {untrained_note}"
+                rows.append(test.row(metric, reason=reason))
+                continue
+            ours = float(worst[tested].max()) if want else float(worst[tested].min())
+            ok = all(bool(inv[m]) == want for m in tested)
+            comparison = f"trained: {_per_model({m: worst[m] for m in tested}, _sci)}"
+            if untrained_note:
+                comparison += f"; {untrained_note}"
+            if want:
+                reason = (
+                    "every one stays within the noise tolerance" if ok else "some move beyond the tolerance"
+                )
+            else:
+                reason = (
+                    "every one moves beyond the noise tolerance" if ok else "some stay within the tolerance"
+                )
+            rows.append(
+                test.row(
+                    metric,
+                    ours,
+                    comparison=comparison,
+                    verdict=SUPPORTED if ok else NOT_SUPPORTED,
+                    reason=reason,
+                )
+            )
+    return rows
+
+
+def claim_symmetry(symmetry, roster: Roster, primary: str) -> list[dict]:
+    """Claim 7 from ``diagnostics/fig5f_equivariant_fraction.csv`` (subset, model, space,
+    n_equivalent_pairs, equivariant_fraction): on the first subset that is not ``all`` (the configured
+    space groups), ``ours`` = the smallest equivariant fraction over the trained models invariant by
+    construction, in raw space and in ``primary``. Supported when it is 1 in both (every
+    symmetry-equivalent pair coincides); the other models and the ``all`` subset are reported beside it.
+    """
+    trained = [m for m in roster.trained if invariant_by_construction(m, roster)]
+    desc = f"trained models invariant by construction ({len(trained)}): {', '.join(trained) or 'none'}"
+    rows = []
+    for space in ("raw", primary):
+        test = _Test(
+            "7", "raw" if space == "raw" else "Platonic", "" if space == "raw" else space, desc, len(trained)
+        )
+        metric = "equivariant fraction (symmetry-equivalent pairs that coincide)"
+        if symmetry is None:
+            rows.append(test.row(metric, reason="no symmetry diagnostic in this run"))
+            continue
+        subsets = [x for x in dict.fromkeys(symmetry["subset"]) if x != "all"]
+        t = symmetry[(symmetry["space"] == space) & symmetry["subset"].isin(subsets[:1])]
+        t = t[t["n_equivalent_pairs"] > 0]
+        frac = dict(zip(t["model"], t["equivariant_fraction"], strict=True))
+        tested = [m for m in trained if m in frac and _finite(frac[m])]
+        if not tested:
+            where = subsets[0] if subsets else "the configured space groups"
+            reason = (
+                f"no symmetry-equivalent pairs in {where}"
+                if trained
+                else "no trained model invariant by construction"
+            )
+            rows.append(test.row(metric, reason=reason))
+            continue
+        ours = float(min(frac[m] for m in tested))
+        ok = ours >= 1.0 - 1e-12
+        others = {m: v for m, v in frac.items() if m not in tested}
+        every = symmetry[(symmetry["space"] == space) & (symmetry["subset"] == "all")]
+        every = dict(zip(every["model"], every["equivariant_fraction"], strict=True))
+        comparison = (
+            f"{subsets[0]} ({int(t['n_equivalent_pairs'].iloc[0])} pairs): "
+            f"{_per_model({m: frac[m] for m in tested})}"
+            f"; other models: {_per_model(others)}"
+        )
+        if every:
+            comparison += f"; every structure: {_per_model(every)}"
+        reason = "every pair coincides in every such model" if ok else "some pairs do not coincide"
+        rows.append(
+            test.row(
+                metric, ours, comparison=comparison, verdict=SUPPORTED if ok else NOT_SUPPORTED, reason=reason
+            )
+        )
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------
 # Everything at once
 # --------------------------------------------------------------------------------------------------
 
@@ -809,6 +962,8 @@ def claims_table(
     direct: str = "direct",
     random: str = "random",
     params: ClaimParams = ClaimParams(),
+    rotation=None,
+    symmetry=None,
 ):
     """The claims table: one row per claim, metric and anchor set (columns ``COLUMNS``).
 
@@ -822,8 +977,10 @@ def claims_table(
     elements : the element vectors (see ``element_purity_table``), or None.
     run_k : the run's number of anchors (``anchors.k``), for claim 3 on the sweep.
     direct, random : the anchor sets claim 3 compares (also as ``<name>-centred`` when present).
+    rotation, symmetry : the diagnostics' tables (``claim_rotation``, ``claim_symmetry``), or None; claims
+        6 and 7 are left out when both are None (a run without diagnostics).
 
-    Rows, in order: 1 and 1-same per Platonic set, 2, 2-same, 3 (and 3 centred), 3-sweep, 4, 5.
+    Rows, in order: 1 and 1-same per Platonic set, 2, 2-same, 3 (and 3 centred), 3-sweep, 4, 5, 6, 6-orb, 7.
     """
     import pandas as pd
 
@@ -847,6 +1004,9 @@ def claims_table(
     rows += claim_direct_vs_random_sweep(sweep, roster, run_k)
     rows += claim_convergence(sweep, roster, direct, params)
     rows += claim_element_purity(elements, roster, primary, params)
+    if rotation is not None or symmetry is not None:
+        rows += claim_rotation(rotation, roster, primary)
+        rows += claim_symmetry(symmetry, roster, primary)
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

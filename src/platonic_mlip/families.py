@@ -20,6 +20,9 @@ A family entry:
                     ``<key><suffix>``; a source ending in it is a local file)
 ``gpu``             whether its embedding jobs want a GPU (``resources: gpu`` on a cluster)
 ``label``           display name
+``invariant``       whether the features are rotation-invariant by construction (an equivariant or
+                    invariant architecture); the rotation and symmetry claims (``claims``) contrast the
+                    families that are with those that are not
 ``contract``        what the contract test embeds: ``model`` (a registry model that loads offline),
                     ``atol`` (largest absolute difference allowed against the package's own route),
                     ``unsupported`` (an atomic number the model lacks, or None when it takes every element)
@@ -38,6 +41,7 @@ FAMILIES: dict[str, dict] = {
         weights_suffix=".model",
         gpu=True,
         label="MACE",
+        invariant=True,  # invariant (l=0) features of an equivariant network
         contract=dict(model="dummy-mace-mp-0-small", atol=1e-4, unsupported=84),
     ),
     "sevenn": dict(
@@ -50,6 +54,7 @@ FAMILIES: dict[str, dict] = {
         weights_suffix=".pth",
         gpu=True,
         label="SevenNet",
+        invariant=True,  # invariant features of an equivariant network
         contract=dict(model="7net-0", atol=1e-4, unsupported=84),
     ),
     "orb": dict(
@@ -62,6 +67,7 @@ FAMILIES: dict[str, dict] = {
         weights_suffix=".ckpt",
         gpu=True,
         label="Orb",
+        invariant=False,  # a non-equivariant trunk (rotation augmentation in training only)
         contract=dict(model="dummy-orb-v3", atol=1e-4, unsupported=118),
     ),
     "chgnet": dict(
@@ -76,6 +82,7 @@ FAMILIES: dict[str, dict] = {
         weights_suffix=".pth.tar",
         gpu=True,
         label="CHGNet",
+        invariant=True,  # built from distances and angles
         contract=dict(model="chgnet-0.3.0", atol=1e-4, unsupported=95),
     ),
 }

@@ -47,12 +47,29 @@ def project(
     (N, K) array of cosines in [-1, 1] (``out`` when given); row ``anchor_indices[k]`` has 1 in
     column k.
     """
+    anchors = np.asarray(embeddings[np.asarray(anchor_indices)], dtype=np.float64)  # (K, D)
+    return project_onto(embeddings, anchors, chunk, out_dtype, out, center)
+
+
+def project_onto(
+    embeddings: np.ndarray,
+    anchors: np.ndarray,
+    chunk: int = 32768,
+    out_dtype=np.float32,
+    out: np.ndarray | None = None,
+    center: np.ndarray | None = None,
+) -> np.ndarray:
+    """Project embeddings onto given anchor vectors: the projection of structures that are not in the
+    run (probe structures: rotated or perturbed copies) onto the run's anchors.
+
+    ``embeddings`` (N, D), ``anchors`` (K, D) vectors of the same model (the run's anchor atoms),
+    other arguments as ``project``. Returns (N, K) cosines; ``project(e, idx)`` equals
+    ``project_onto(e, e[idx])``. Rows of NaN (skipped structures) stay NaN.
+    """
     if chunk < 1:
         raise ValueError(f"project: chunk={chunk} must be >= 1")
     shift = 0.0 if center is None else np.asarray(center, dtype=np.float64).reshape(1, -1)
-    anchors = _unit_rows(
-        np.asarray(embeddings[np.asarray(anchor_indices)], dtype=np.float64) - shift
-    )  # (K, D)
+    anchors = _unit_rows(np.asarray(anchors, dtype=np.float64) - shift)  # (K, D)
     n = embeddings.shape[0]
     if out is None:
         out = np.empty((n, anchors.shape[0]), dtype=out_dtype)

@@ -135,6 +135,21 @@ def limitations(models: Mapping[str, Mapping], controls: Sequence[str], claims) 
     return out
 
 
+def row_labels(rows) -> list[str]:
+    """How the findings name each row of one claim: its metric, plus the space (and anchor set) when
+    the claim has the metric in more than one space."""
+    metrics = rows["metric"].astype(str)
+    out = []
+    for r in rows.itertuples():
+        label = str(r.metric)
+        if (metrics == label).sum() > 1:
+            anchors = getattr(r, "anchors", "")
+            where = str(r.space) + (f", {anchors}" if isinstance(anchors, str) and anchors else "")
+            label += f" ({where})"
+        out.append(label)
+    return out
+
+
 def findings_html(
     claims,
     pairwise,
@@ -170,9 +185,9 @@ def findings_html(
         body.append("<tr><th>claim</th><th>statement</th><th>verdict per metric</th></tr>")
         for cid, rows in claims.groupby("claim_id", sort=False):
             verdicts = "; ".join(
-                f'{html.escape(str(r.metric))}: <span class="{_verdict_class(r.verdict)}">'
+                f'{html.escape(label)}: <span class="{_verdict_class(r.verdict)}">'
                 f"{html.escape(str(r.verdict))}</span>"
-                for r in rows.itertuples()
+                for label, r in zip(row_labels(rows), rows.itertuples(), strict=True)
             )
             body.append(
                 f"<tr><td>{html.escape(str(cid))}</td><td>{html.escape(str(rows['claim'].iloc[0]))}</td>"
@@ -246,7 +261,8 @@ def findings_rst(
     if claims is not None and len(claims):
         for cid, rows in claims.groupby("claim_id", sort=False):
             verdicts = ", ".join(
-                f"{_rst(str(r.metric))} **{_rst(str(r.verdict))}**" for r in rows.itertuples()
+                f"{_rst(label)} **{_rst(str(r.verdict))}**"
+                for label, r in zip(row_labels(rows), rows.itertuples(), strict=True)
             )
             out.append(f"- **{_rst(str(cid))}.** {_rst(str(rows['claim'].iloc[0]))} {verdicts}.")
         out.append("")

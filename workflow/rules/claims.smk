@@ -7,6 +7,7 @@ rule claims:
         pairwise=rules.pairwise_metrics.output.csv,
         sweep=expand(f"{RUN}/metrics/anchor_sweep/k{{k}}.csv", k=SWEEP_K),
         elements=rules.element_embeddings.output.npz,
+        diagnostics=claims_diagnostics(),
     output:
         csv=f"{RUN}/claims.csv",
         html=report(
@@ -31,9 +32,15 @@ rule claims:
         families=json.dumps({m: s["family"] for m, s in MODELS.items()}),
         sets=" ".join(SPACES),
         k=config["anchors"]["k"],
+        diagnostics=(
+            f"--rotation {DIAG_DIR}/fig5g_rotational_sensitivity_summary.csv"
+            f" --symmetry {DIAG_DIR}/fig5f_equivariant_fraction.csv"
+            if DIAGNOSTICS
+            else ""
+        ),
     shell:
         "{params.py} {params.script} --pairwise {input.pairwise} --sweep {input.sweep}"
         " --elements {input.elements} --models {params.models} --controls {params.controls}"
-        " --families {params.families:q} --anchor-sets {params.sets} --run-k {params.k}"
+        " --families {params.families:q} --anchor-sets {params.sets} --run-k {params.k} {params.diagnostics}"
         " --out-csv {output.csv} --out-html {output.html} > {log} 2>&1"
         f"{ON_FAILURE}"

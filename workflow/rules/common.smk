@@ -258,6 +258,36 @@ REPORT_FIGURES = {
         "Fig. 4f",
         "agreement of models",
     ),
+    "fig5f_equivariant_fraction": (
+        "Diagnostics",
+        "symmetry",
+        "Fig. 5f",
+        "symmetry-equivalent atoms, two-NN collapse, TwoNN dimension",
+    ),
+    "fig5g_rotational_sensitivity": (
+        "Diagnostics",
+        "rotation",
+        "Fig. 5g",
+        "embeddings of rigidly rotated structures",
+    ),
+    "atypical_structures": (
+        "Diagnostics",
+        "atypical structures",
+        "ours",
+        "perturbed copies ranked against their originals",
+    ),
+    "embedding_arithmetic": (
+        "Interface",
+        "embedding arithmetic",
+        "ours",
+        "element analogies by nearest centroid",
+    ),
+    "zero_shot_stitching": (
+        "Interface",
+        "zero-shot stitching",
+        "ours",
+        "one model's readout on another's vectors",
+    ),
 }
 
 
@@ -297,6 +327,9 @@ def report_tables():
             "Anchors",
             "anchor_sweep_table",
         )
+    if DIAGNOSTICS:
+        for name, (title, category) in DIAG_TABLES.items():
+            tables[name] = (f"{DIAG_DIR}/{name}.csv", title, category, f"{name}_table")
     if OTHER_REFERENCES:
         tables["reference_sensitivity"] = (
             f"{RUN}/metrics/reference_sensitivity_summary.csv",
@@ -305,6 +338,140 @@ def report_tables():
             "reference_sensitivity",
         )
     return tables
+
+
+#: the diagnostics (OURS protocols; config key `diagnostics`, rules in diagnostics.smk)
+DIAG = config["diagnostics"]
+DIAGNOSTICS = DIAG["enabled"]
+DIAG_DIR = f"{RUN}/diagnostics"
+PROBES = f"{RUN}/probes"  # rotated and perturbed copies of structures, embedded by every model
+#: every diagnostic's tables in the report: name -> (CSV, title, category, caption)
+DIAG_TABLES = {
+    "fig5f_equivariant_fraction": (
+        "Symmetry-equivalent atoms whose embeddings coincide, two-NN collapse and TwoNN dimension (Fig. 5f)",
+        "Diagnostics",
+    ),
+    "fig5g_rotational_sensitivity_summary": (
+        "How far embeddings move when a structure is rigidly rotated (Fig. 5g)",
+        "Diagnostics",
+    ),
+    "atypical_structures": (
+        "Atypical-structure score: ROC AUC of perturbed copies against held-out originals",
+        "Diagnostics",
+    ),
+    "atypical_structures_top": (
+        "The most atypical structures of the run, per model",
+        "Diagnostics",
+    ),
+    "embedding_arithmetic": (
+        "Element analogies by nearest-centroid retrieval, against shuffled labels",
+        "Interface",
+    ),
+    "embedding_arithmetic_transfer": (
+        "An analogy offset learned in one model, applied in another",
+        "Interface",
+    ),
+    "zero_shot_stitching": (
+        "Zero-shot stitching: one model's readout on another model's vectors",
+        "Interface",
+    ),
+}
+#: config keys of `diagnostics` each script takes (section -> keys), passed as --key-name value(s)
+#: ("key=option_name" where the script's option has another name)
+DIAG_OPTIONS = {
+    "probe_structures": {
+        "rotation": ["axes", "angles", "bacec_a", "mp20_structures"],
+        "atypical": [
+            "holdout_fraction",
+            "n_perturbed",
+            "perturbations",
+            "rattle_sigma",
+            "strain",
+        ],
+        "": ["seed"],
+    },
+    "fig5f_equivariant_fraction": {
+        "symmetry": ["symprec", "coincide_tol", "spacegroups", "max_atoms"],
+        "": ["seed", "scale_pairs"],
+    },
+    "fig5g_rotational_sensitivity": {
+        "rotation": ["noise_tol"],
+        "": ["seed", "scale_pairs"],
+    },
+    "atypical_structures": {"atypical": ["knn_k", "top"], "": ["seed", "scale_pairs"]},
+    "embedding_arithmetic": {"arithmetic": ["min_atoms", "shuffles"], "": ["seed"]},
+    "zero_shot_stitching": {
+        "stitching": ["test_fraction", "properties=property_names"],
+        "": ["seed"],
+    },
+}
+
+
+def _option_value(value):
+    if isinstance(value, list):
+        return " ".join(
+            ",".join(map(str, v)) if isinstance(v, list) else str(v) for v in value
+        )
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def diagnostic_options(script):
+    """Command-line options of a diagnostic script, from its config keys (DIAG_OPTIONS)."""
+    opts = []
+    for section, keys in DIAG_OPTIONS[script].items():
+        values = DIAG[section] if section else DIAG
+        for key in keys:  # "key=option": the config key's option has another name
+            key, _, option = key.partition("=")
+            option = (option or key).replace("_", "-")
+            opts.append(f"--{option} {_option_value(values[key])}")
+    return " ".join(opts)
+
+
+#: the model and space arguments every diagnostic takes (platonic_mlip.spaces)
+SPACE_ARGS = (
+    f"--models {' '.join(MODELS)} --spaces {' '.join(SPACES)} --labels {shlex.quote(LABELS)}"
+    + (f" --controls {' '.join(CONTROLS)}" if CONTROLS else "")
+    + f" --dpi {config['figures']['dpi']}"
+)
+
+
+def space_files(base, prefix=""):
+    """Raw embeddings, metadata and Platonic matrices (space-major) of every model under ``base``."""
+    return {
+        f"{prefix}raw": [f"{base}/embeddings/{m}.npy" for m in MODELS],
+        f"{prefix}meta": [f"{base}/embeddings/{m}.json" for m in MODELS],
+        f"{prefix}platonic": [
+            f"{base}/platonic/{s}/{m}.npy" for s in SPACES for m in MODELS
+        ],
+    }
+
+
+def run_spaces(wildcards):
+    return space_files(RUN)
+
+
+def run_and_probe_spaces(wildcards):
+    return {**space_files(RUN), **space_files(PROBES, "probe_")}
+
+
+def claims_diagnostics():
+    """The diagnostics' tables claims 6 and 7 read (none when the diagnostics are off)."""
+    if not DIAGNOSTICS:
+        return []
+    return [
+        f"{DIAG_DIR}/fig5g_rotational_sensitivity_summary.csv",
+        f"{DIAG_DIR}/fig5f_equivariant_fraction.csv",
+    ]
+
+
+def diagnostics_outputs():
+    if not DIAGNOSTICS:
+        return []
+    out = [f"{DIAG_DIR}/{name}.csv" for name in DIAG_TABLES]
+    for name, (category, *_) in REPORT_FIGURES.items():
+        if category in ("Diagnostics", "Interface"):
+            out += figure(name)
+    return out
 
 
 FIG4 = {
@@ -360,6 +527,7 @@ def all_outputs():
         names.append("fig3a_anchor_sweep")
     for name in names:
         out += figure(name)
+    out += diagnostics_outputs()
     if OTHER_REFERENCES:
         out.append(f"{RUN}/metrics/reference_sensitivity_summary.csv")
     if FULL_SPLIT and "direct" in ANCHOR_SETS and config["anchors"]["published"]:

@@ -20,6 +20,8 @@ from platonic_mlip.io import write_csv, write_text
 
 PAIRWISE_COLUMNS = {"model_a", "model_b", "space", "anchors", "metric", "value"}
 SWEEP_COLUMNS = {"k", "method", "seed", "model_a", "model_b", "metric", "value"}
+ROTATION_COLUMNS = {"model", "space", "parent_set", "max_max_rel_dev", "invariant"}
+SYMMETRY_COLUMNS = {"subset", "model", "space", "n_equivalent_pairs", "equivariant_fraction"}
 
 
 def read_table(path: str, columns: set[str], what: str) -> pd.DataFrame:
@@ -81,6 +83,10 @@ def main(argv=None):
     ap.add_argument("--bootstrap", type=int, default=defaults.bootstrap)
     ap.add_argument("--level", type=float, default=defaults.level)
     ap.add_argument("--seed", type=int, default=defaults.seed)
+    ap.add_argument(
+        "--rotation", default=None, help="diagnostics/fig5g_rotational_sensitivity_summary.csv (claims 6)"
+    )
+    ap.add_argument("--symmetry", default=None, help="diagnostics/fig5f_equivariant_fraction.csv (claim 7)")
     ap.add_argument("--out-csv", required=True)
     ap.add_argument("--out-html", required=True)
     args = ap.parse_args(argv)
@@ -126,6 +132,10 @@ def main(argv=None):
             direct=args.direct,
             random=args.random,
             params=params,
+            rotation=read_table(args.rotation, ROTATION_COLUMNS, "rotation summary")
+            if args.rotation
+            else None,
+            symmetry=read_table(args.symmetry, SYMMETRY_COLUMNS, "symmetry table") if args.symmetry else None,
         )
     except KeyError as err:
         files = [args.pairwise, *args.sweep, *([args.elements] if args.elements else [])]
