@@ -132,7 +132,7 @@ def test_projection_on_a_full_disk_leaves_no_temporary(tmp_path, monkeypatch):
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(script, "project", full)
+    monkeypatch.setattr(script, "project_onto", full)
     out = tmp_path / "out" / "z.npy"
     argv = ["--embeddings", str(emb), "--anchors", str(tmp_path / "anchors.csv"), "--out", str(out)]
     with pytest.raises(OSError, match=f"no space left on device writing {re.escape(str(out))}"):
