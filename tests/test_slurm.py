@@ -33,7 +33,7 @@ CLUSTER = ROOT / "tests" / "slurm" / "local_cluster.sh"
 PROFILE = ROOT / "profiles" / "slurm" / "config.yaml"
 SCHEDULER_TIMEOUT = 30  # seconds, every squeue/sinfo/scancel call
 MODELS = ["7net-0", "dummy-mace-mp-0-small"]  # two families, both offline
-GPU_RULES = ("embed",)  # one embedding rule for every model family
+GPU_RULES = ("embed", "embed_probes")  # the embedding rules (every model family): the profile's GPU jobs
 SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
 # what the cluster's TaskProlog writes into each job's output, once per job step
 TASK_LINE = re.compile(
