@@ -16,6 +16,8 @@ include: "workflow/rules/metrics.smk"
 include: "workflow/rules/elements.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/diagnostics.smk"
+include: "workflow/rules/finetune.smk"
+include: "workflow/rules/phonons.smk"
 include: "workflow/rules/claims.smk"
 include: "workflow/rules/report.smk"
 

@@ -33,7 +33,8 @@ CLUSTER = ROOT / "tests" / "slurm" / "local_cluster.sh"
 PROFILE = ROOT / "profiles" / "slurm" / "config.yaml"
 SCHEDULER_TIMEOUT = 30  # seconds, every squeue/sinfo/scancel call
 MODELS = ["7net-0", "dummy-mace-mp-0-small"]  # two families, both offline
-GPU_RULES = ("embed", "embed_probes")  # the embedding rules (every model family): the profile's GPU jobs
+# the rules that load a model (every family): the profile's GPU jobs
+GPU_RULES = ("embed", "embed_probes", "finetune", "finetune_evaluate", "phonons", "phonons_finetuned")
 SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
 # what the cluster's TaskProlog writes into each job's output, once per job step
 TASK_LINE = re.compile(
@@ -129,6 +130,7 @@ def slice_config(path: Path, run_name: str, **changes):
             "metrics.n_sample": 60,
             "embed.threads": 1,
             "embed.mem_mb": 3000,
+            "finetune.enabled": False,  # minutes of training; the demo and the family tests run it
             **changes,
         },
     )

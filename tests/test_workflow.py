@@ -36,6 +36,15 @@ def write_config(path: Path, **changes):
     if "models" in changes and "anchors.reference_models" not in changes:
         refs = cfg["anchors"].get("reference_models") or []
         cfg["anchors"]["reference_models"] = [r for r in refs if r in cfg["models"]]
+    ft = cfg.get("finetune", {})
+    if (
+        "models" in changes
+        and ft.get("pretrained") not in cfg["models"]
+        and "finetune.enabled" not in changes
+    ):
+        ft["enabled"] = False  # the demo fine-tunes 7net-0: a run without it has no fine-tuning stage
+    if "models" in changes and "phonons.enabled" not in changes and "phonons" in cfg:
+        cfg["phonons"]["enabled"] = False  # the demo's phonon models are its own; tested on their own
     path.write_text(yaml.safe_dump(cfg))
     return path
 
@@ -98,6 +107,16 @@ def test_paper_config_builds_the_whole_dag(tmp_path):
         assert rule in counts, rule
     assert counts["embed_probes"] == 8  # the probe structures: one job per checkpoint, unsharded
     assert counts["project_probes"] == 16
+    # Fig. 5a-e: MACE-MP-0 small fine-tuned naively and multi-head, 3 seeds each
+    assert counts["finetune"] == counts["finetune_evaluate"] == 6
+    for rule in (
+        *FINETUNE_RULES,
+        "finetune_reference",
+        "finetune_data",
+        "replay_structures",
+        "finetune_probes",
+    ):
+        assert counts[rule] == 1, rule
 
 
 #: one rule per diagnostic (config key `diagnostics`), each with a figure of the same name
@@ -108,6 +127,25 @@ DIAGNOSTIC_RULES = (
     "embedding_arithmetic",
     "zero_shot_stitching",
 )
+
+
+#: one rule per paper artefact of the fine-tuning experiment (config key `finetune`)
+FINETUNE_RULES = ("fig5abc_finetune_embeddings", "fig5de_dimer_curves", "finetune_accuracy")
+
+
+def test_demo_finetunes_every_arm_and_it_can_be_turned_off(tmp_path):
+    res = snakemake("-n", "--quiet", "rules", "--directory", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    counts = rule_counts(res.stdout + res.stderr)
+    assert counts["finetune"] == counts["finetune_evaluate"] == 3  # naive, multihead, replay; one seed
+    assert all(counts[r] == 1 for r in FINETUNE_RULES)
+    cfg = write_config(tmp_path / "off.yaml", **{"finetune.enabled": False})
+    res = snakemake("-n", "--quiet", "rules", "--configfile", str(cfg), "--directory", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    counts = rule_counts(res.stdout + res.stderr)
+    assert counts["embed"] == 10
+    for rule in (*FINETUNE_RULES, "finetune", "finetune_evaluate", "finetune_data", "finetune_reference"):
+        assert rule not in counts, rule
 
 
 def test_diagnostics_can_be_turned_off(tmp_path):
@@ -132,6 +170,17 @@ def test_diagnostics_can_be_turned_off(tmp_path):
         ({"anchors.reference_models": ["7net-l3i6"]}, ["anchors.reference_models", "7net-l3i5"]),
         ({"anchors.sets": ["direct", "published"]}, ["anchors.sets", "282,847", "structures.expected_atoms"]),
         ({"anchors.sweep.k": [1]}, ["sweep", "1"]),
+        (
+            {"finetune.pretrained": "7net-omat"},
+            ["finetune.pretrained", "'7net-omat' is not a model of this run"],
+        ),
+        ({"finetune.pretrained": "chgnet-0.3.0"}, ["finetune.pretrained", "chgnet model", "sevenn, mace"]),
+        ({"finetune.pretrained": "dummy-7net-0"}, ["finetune.pretrained", "untrained control"]),
+        ({"finetune.arms": ["naive", "ft3"]}, ["finetune", "ft3"]),
+        (
+            {"finetune.pretrained": "dummy-mace-mp-0-small", "finetune.arms": ["naive", "replay"]},
+            ["finetune.arms", "mace runs the arms naive, multihead", "not replay"],
+        ),
     ],
 )
 def test_bad_config_stops_before_any_job(tmp_path, changes, expect):
@@ -162,6 +211,9 @@ def e2e(tmp_path_factory):
             "anchors.sweep.random_seeds": [0, 1],
             "metrics.n_sample": 150,
             "figures.dpi": 60,
+            # fine-tuning: its scripts are tested on their own (test_finetune_shift, the sevenn family's
+            # test_sevenn_finetune) and the demo runs the stage; here it would add minutes
+            "finetune.enabled": False,
         },
     )
     res = run_config(cfg, work, cores=2)

@@ -145,7 +145,17 @@ MODELS: dict[str, dict] = {
 }
 
 #: keys a config may override per model (``model_options: {name: {key: value}}``)
-OVERRIDABLE = ("source", "sha256", "trust_weights_file", "seed", "layer", "modal", "batch_atoms", "label")
+OVERRIDABLE = (
+    "source",
+    "sha256",
+    "trust_weights_file",
+    "seed",
+    "layer",
+    "modal",
+    "head",
+    "batch_atoms",
+    "label",
+)
 
 
 class ConfigError(ValueError):

@@ -12,7 +12,10 @@ the registry's contract model of the family (``FAMILIES[f]["contract"]``):
 - every layer the registry declares loads; with ``multi_layer``, all layers in one pass equal each alone;
 - a structure with an element the model lacks is reported by material_id before any forward pass;
 - the family's untrained control is seeded: the same seed gives the same features, another seed others;
-- a configured sha256 that does not match refuses the weights, for bundled checkpoints too.
+- a configured sha256 that does not match refuses the weights, for bundled checkpoints too;
+- the adapter's ASE calculator (``calculator``, via ``embed.base.load_calculator``) gives finite energy,
+  forces and stress, forces equal to -dE/dx (conservative models), and for invariant families an energy
+  unchanged by a rigid rotation.
 """
 
 from __future__ import annotations
@@ -104,6 +107,7 @@ def test_registry_entry_is_complete(family):
     assert entry["default_layer"] in entry["layers"]
     module = importlib.import_module(entry["adapter"])
     assert callable(module.load) and callable(module.key_url) and module.NaiveRoute
+    assert callable(module.calculator)  # the ASE calculator of the same weights (phonons)
     if entry["bundled"]:
         assert callable(module.bundled_path)
     assert MODELS[entry["contract"]["model"]]["family"] == family
@@ -248,3 +252,69 @@ def test_a_wrong_sha256_refuses_the_weights(family, tmp_path):
 
 def test_registry_is_json_serialisable():
     json.dumps(FAMILIES)
+
+
+_CALCS: dict = {}
+
+
+def _calculator(family: str):
+    """The ASE calculator of the family's contract model (``embed.base.load_calculator``), cached."""
+    from platonic_mlip.embed.base import load_calculator, local_weights
+
+    if family not in _CALCS:
+        spec, _ = local_weights(resolve(FAMILIES[family]["contract"]["model"]))
+        _CALCS[family] = load_calculator(spec, "cpu")
+    return _CALCS[family]
+
+
+def _evaluate(calc, atoms):
+    a = atoms.copy()
+    calc.reset()
+    a.calc = calc
+    return float(a.get_potential_energy()), np.asarray(a.get_forces()), np.asarray(a.get_stress())
+
+
+@pytest.mark.parametrize("family", FAMS)
+def test_calculator_gives_energy_forces_stress_and_forces_are_minus_the_gradient(family, structures):
+    """The family's ASE calculator: finite energy, (n, 3) forces and Voigt stress; for a conservative
+    model a force component equals -dE/dx by central finite differences (the check can fail: a wrong
+    sign or a rescaled force would)."""
+    calc = _calculator(family)
+    atoms = min(structures[0], key=len).copy()
+    atoms.rattle(0.03, seed=1)  # off equilibrium: forces well above the finite-difference noise
+    energy, forces, stress = _evaluate(calc, atoms)
+    assert np.isfinite(energy) and forces.shape == (len(atoms), 3) and stress.shape == (6,)
+    assert np.isfinite(forces).all() and np.isfinite(stress).all()
+    if not getattr(calc, "conservative", True):  # an Orb direct model: forces from a head
+        return
+    i, k = np.unravel_index(np.abs(forces).argmax(), forces.shape)
+    h = 1e-2
+    plus, minus = atoms.copy(), atoms.copy()
+    plus.positions[i, k] += h
+    minus.positions[i, k] -= h
+    numeric = -(_evaluate(calc, plus)[0] - _evaluate(calc, minus)[0]) / (2 * h)
+    noise = float(20 * np.finfo(np.float32).eps * max(abs(energy), 1e-3) / h)  # float32 energies
+    assert abs(forces[i, k]) > 10 * noise, f"{family}: forces too small to test ({forces[i, k]:.3g} eV/A)"
+    assert numeric == pytest.approx(float(forces[i, k]), rel=0.05, abs=noise), (family, i, k)
+
+
+@pytest.mark.parametrize("family", FAMS)
+def test_calculator_energy_is_rotation_invariant_for_invariant_families(family, structures):
+    """Rotating cell and positions together leaves the energy of an invariant family unchanged and rotates
+    its forces; a non-invariant family (Orb) is only required to give finite values."""
+    from scipy.spatial.transform import Rotation
+
+    calc = _calculator(family)
+    atoms = min(structures[0], key=len).copy()
+    atoms.rattle(0.03, seed=2)
+    rot = Rotation.from_rotvec([0.3, -0.7, 0.5]).as_matrix()
+    turned = atoms.copy()
+    turned.set_cell(atoms.cell[:] @ rot.T, scale_atoms=False)
+    turned.set_positions(atoms.positions @ rot.T)
+    e0, f0, _ = _evaluate(calc, atoms)
+    e1, f1, _ = _evaluate(calc, turned)
+    assert np.isfinite(e1) and np.isfinite(f1).all()
+    if not FAMILIES[family]["invariant"]:
+        return
+    assert e1 == pytest.approx(e0, abs=1e-3 + 1e-5 * abs(e0)), family
+    assert np.abs(f1 - f0 @ rot.T).max() < 1e-3, family

@@ -41,6 +41,8 @@ ON_FAILURE = f" || bash {SH_SCRIPTS}/on_failure.sh $? {{log:q}}"
 
 from platonic_mlip.config import is_full_split, model_specs, unknown_keys
 from platonic_mlip.families import FAMILIES
+from platonic_mlip.finetune import ADAPTERS as FINETUNE_ADAPTERS
+from platonic_mlip.finetune import FAMILY_ARMS as FINETUNE_ARMS
 from platonic_mlip.models import ConfigError, checkpoint_specs
 from platonic_mlip.structures import StructureError, cif_files, sha256_of, source_format
 from platonic_mlip.weights import plan as weights_plan
@@ -282,6 +284,24 @@ REPORT_FIGURES = {
         "ours",
         "element analogies by nearest centroid",
     ),
+    "fig5abc_finetune_embeddings": (
+        "Fine-tuning",
+        "embeddings",
+        "Fig. 5a-c",
+        "unseen Au and held-out Cu atoms across fine-tuning checkpoints",
+    ),
+    "fig5de_dimer_curves": (
+        "Fine-tuning",
+        "dimers",
+        "Fig. 5d-e",
+        "Au-Au and Cu-Cu dimer curves of every arm",
+    ),
+    "phonon_bands": (
+        "Physics",
+        "phonons",
+        "ours",
+        "phonon bands per structure, models overlaid",
+    ),
     "zero_shot_stitching": (
         "Interface",
         "zero-shot stitching",
@@ -330,6 +350,12 @@ def report_tables():
     if DIAGNOSTICS:
         for name, (title, category) in DIAG_TABLES.items():
             tables[name] = (f"{DIAG_DIR}/{name}.csv", title, category, f"{name}_table")
+    if FINETUNE:
+        for name, (title, category) in FT_TABLES.items():
+            tables[name] = (f"{FT_DIR}/{name}.csv", title, category, f"{name}_table")
+    if PHONONS:
+        for name, (title, category) in PH_TABLES.items():
+            tables[name] = (f"{PH_DIR}/{name}.csv", title, category, f"{name}_table")
     if OTHER_REFERENCES:
         tables["reference_sensitivity"] = (
             f"{RUN}/metrics/reference_sensitivity_summary.csv",
@@ -506,6 +532,123 @@ def metric_options():
     return opts + ("" if m["knn_normalize"] else " --no-knn-normalize")
 
 
+#: the fine-tuning experiment (paper Fig. 5a-e; config key `finetune`, rules in finetune.smk)
+FT = config["finetune"]
+FINETUNE = FT["enabled"]
+FT_DIR = f"{RUN}/finetune"
+FT_MODEL = FT["pretrained"]
+if FINETUNE and FT_MODEL not in MODELS:
+    raise WorkflowError(
+        f"config key 'finetune.pretrained': {FT_MODEL!r} is not a model of this run "
+        f"(config key 'models': {', '.join(MODELS)})"
+    )
+FT_CKPT = MODELS[FT_MODEL]["checkpoint"] if FT_MODEL in MODELS else FT_MODEL
+FT_FAMILY = MODELS[FT_MODEL]["family"] if FT_MODEL in MODELS else ""
+if FINETUNE and FT_FAMILY not in FINETUNE_ADAPTERS:
+    raise WorkflowError(
+        f"config key 'finetune.pretrained': {FT_MODEL!r} is a {FT_FAMILY} model; fine-tuning is "
+        f"implemented for {', '.join(FINETUNE_ADAPTERS)}"
+    )
+if FINETUNE and set(FT["arms"]) - set(FINETUNE_ARMS[FT_FAMILY]):
+    raise WorkflowError(
+        f"config key 'finetune.arms': {FT_FAMILY} runs the arms {', '.join(FINETUNE_ARMS[FT_FAMILY])}, "
+        f"not {', '.join(sorted(set(FT['arms']) - set(FINETUNE_ARMS[FT_FAMILY])))}"
+    )
+if FINETUNE and MODELS[FT_MODEL].get("source") == "random":
+    raise WorkflowError(
+        f"config key 'finetune.pretrained': {FT_MODEL!r} is an untrained control; choose a trained model"
+    )
+FT_ENV = FAMILIES[FT_FAMILY]["env"] if FT_FAMILY else "analysis"
+FT_LABEL = MODELS[FT_MODEL].get("label", FT_MODEL) if FT_MODEL in MODELS else FT_MODEL
+FT_OPTIONS = json.dumps(config["model_options"].get(FT_CKPT, {}))
+#: (arm, seed) of every fine-tuning run, and its path part "arm/seedN"
+FT_ARM_SEEDS = [(arm, seed) for arm in FT["arms"] for seed in FT["seeds"]]
+FT_RUNS = [f"{arm}/seed{seed}" for arm, seed in FT_ARM_SEEDS]
+#: the experiment's tables in the report: name -> (title, category)
+FT_TABLES = {
+    "fig5abc_finetune_embeddings": (
+        "How fine-tuning on Cu moves the embeddings of unseen Au and held-out Cu atoms (Fig. 5a-c)",
+        "Fine-tuning",
+    ),
+    "fig5de_dimer_curves": (
+        "Au-Au and Cu-Cu dimer wells of the pretrained model, each arm and the reference (Fig. 5d-e)",
+        "Fine-tuning",
+    ),
+    "finetune_accuracy": (
+        "Errors on held-out Cu and on Au beside the Au embedding shift, per arm and checkpoint",
+        "Fine-tuning",
+    ),
+}
+
+
+def weights_of_checkpoint(checkpoint):
+    """The local weights file of a checkpoint as an input list (empty for bundled or random weights)."""
+    path = weights_of(checkpoint)["path"] if checkpoint in CHECKPOINTS else None
+    return [path] if path else []
+
+
+FT_WEIGHTS_OPTION = (
+    f"--weights-file {sh_path(weights_of_checkpoint(FT_CKPT)[0])}"
+    if weights_of_checkpoint(FT_CKPT)
+    else ""
+)
+#: the user's labelled Cu data (config `finetune.data`), an input so that editing it reruns the stage
+FT_DATA_INPUT = [FT["data"]] if FT["data"] else []
+
+
+def finetune_data_options():
+    """Command-line options of finetune_data.py from config key `finetune`."""
+    gen = FT["generate"]
+    opts = [
+        f"--seed {FT['seed']}",
+        f"--fractions {' '.join(map(str, FT['fractions']))}",
+    ]
+    if FT["data"]:
+        opts += [
+            "--mode validate",
+            f"--input {sh_path(FT['data'])}",
+            f"--energy-key {FT['energy_key']}",
+            f"--forces-key {FT['forces_key']}",
+        ]
+    for key in (
+        "n_strained",
+        "n_rattled",
+        "n_surfaces",
+        "n_clusters",
+        "au_rattled",
+        "au_clusters",
+    ):
+        opts.append(f"--{key.replace('_', '-')} {gen[key]}")
+    opts.append(f"--dimer-distances {' '.join(map(str, gen['dimer_distances']))}")
+    return " ".join(opts)
+
+
+def finetune_train_options():
+    """Training options of finetune.py from config key `finetune.train`."""
+    tr = FT["train"]
+    keys = (
+        "epochs",
+        "checkpoint_every",
+        "lr",
+        "batch_size",
+        "force_weight",
+        "stress_weight",
+    )
+    return " ".join(
+        f"--{k.replace('_', '-')} {tr[k]}" for k in keys if tr[k] is not None
+    )
+
+
+def finetune_outputs():
+    if not FINETUNE:
+        return []
+    out = [f"{FT_DIR}/{name}.csv" for name in FT_TABLES]
+    for name, (category, *_) in REPORT_FIGURES.items():
+        if category == "Fine-tuning":
+            out += figure(name)
+    return out
+
+
 def all_outputs():
     out = [f"{RUN}/metrics/pairwise.csv", f"{RUN}/metrics/pairwise_ci.html"]
     out += [f"{RUN}/claims.csv", f"{RUN}/claims.html", f"{RUN}/report/findings.html"]
@@ -528,6 +671,8 @@ def all_outputs():
     for name in names:
         out += figure(name)
     out += diagnostics_outputs()
+    out += finetune_outputs()
+    out += phonon_outputs()
     if OTHER_REFERENCES:
         out.append(f"{RUN}/metrics/reference_sensitivity_summary.csv")
     if FULL_SPLIT and "direct" in ANCHOR_SETS and config["anchors"]["published"]:
@@ -598,3 +743,99 @@ def structures_options():
     if s["sha256"] and not SOURCE_IS_URL:
         opts.append(f"--sha256 {s['sha256']}")
     return " ".join(opts)
+
+
+# ---- phonons (issue 12; config key `phonons`, rules in phonons.smk, docs/phonons.md) -------------------
+# OURS throughout: the paper gives no phonon protocol. Every trained model of the run (or `phonons.models`)
+# and, with `phonons.finetuned`, the last checkpoint of every fine-tuning arm and seed.
+PH = config["phonons"]
+PHONONS = PH["enabled"]
+PH_DIR = f"{RUN}/phonons"
+PH_MODELS = (
+    [m for m in MODELS if m not in CONTROLS]
+    if PH["models"] is None
+    else list(PH["models"])
+)
+if PHONONS:
+    _unknown = [m for m in PH_MODELS if m not in MODELS]
+    if _unknown:
+        raise WorkflowError(
+            f"config key 'phonons.models': {', '.join(map(repr, _unknown))} not a model of this run "
+            f"(config key 'models': {', '.join(MODELS)})"
+        )
+    _controls = [m for m in PH_MODELS if m in CONTROLS]
+    if _controls:
+        raise WorkflowError(
+            f"config key 'phonons.models': {', '.join(map(repr, _controls))} untrained control(s) "
+            "(random weights) have no meaningful phonons; choose trained models"
+        )
+    if not PH_MODELS:
+        raise WorkflowError("config key 'phonons.models': no trained model to test")
+#: fine-tuning runs ("arm/seedN") whose last checkpoint is tested, and every tested label
+PH_FT_RUNS = FT_RUNS if PHONONS and PH["finetuned"] and FINETUNE else []
+PH_FT_LABELS = {r: f"{FT_MODEL} {a} s{sd}" for r, (a, sd) in zip(FT_RUNS, FT_ARM_SEEDS)}
+#: the phonon tables in the report: name -> (title, category)
+PH_TABLES = {
+    "phonon_imaginary": (
+        "Imaginary phonon modes on the q mesh and the lowest frequency, per model and structure",
+        "Physics",
+    ),
+    "phonon_disagreement": (
+        "How far each model's phonon frequencies lie from the median over models, per structure",
+        "Physics",
+    ),
+    "phonon_distortion": (
+        "Distortion of the shared space beside the phonon failures, per model and structure",
+        "Physics",
+    ),
+    "phonon_distortion_correlation": (
+        "Rank correlation of each distortion measure with each phonon failure measure",
+        "Physics",
+    ),
+}
+
+
+def phonon_gpu(model):
+    """GPU resource of a phonon job of a model (0 for families that run on the CPU)."""
+    return PH["gpu"] if FAMILIES[MODELS[model]["family"]]["gpu"] else 0
+
+
+def phonon_options():
+    """Phonon parameters of phonons.py from config key `phonons`."""
+    keys = (
+        "fmax",
+        "steps",
+        "min_length",
+        "distance",
+        "npoints",
+        "mesh",
+        "imag_tol",
+        "acoustic_tol",
+    )
+    opts = " ".join(f"--{k.replace('_', '-')} {PH[k]}" for k in keys)
+    return opts + (" --symmetrize-fc" if PH["symmetrize_fc"] else "")
+
+
+def phonon_structure_options():
+    """Options of phonon_structures.py from config key `phonons`."""
+    opts = f"--reference {' '.join(PH['structures'])} --n-run {PH['run_structures']}"
+    opts += f" --max-atoms {PH['max_atoms']} --seed {PH['seed']}"
+    if PH["lattice"]:
+        opts += " --lattice " + " ".join(f"{k}={v}" for k, v in PH["lattice"].items())
+    return opts
+
+
+def phonon_results(ext):
+    """The phonon results of every tested model and fine-tuning run, in the report's order."""
+    out = [f"{PH_DIR}/models/{m}.{ext}" for m in PH_MODELS]
+    return out + [f"{PH_DIR}/finetuned/{r}.{ext}" for r in PH_FT_RUNS]
+
+
+def phonon_labels():
+    return [*PH_MODELS, *(PH_FT_LABELS[r] for r in PH_FT_RUNS)]
+
+
+def phonon_outputs():
+    if not PHONONS:
+        return []
+    return [f"{PH_DIR}/{name}.csv" for name in PH_TABLES] + figure("phonon_bands")

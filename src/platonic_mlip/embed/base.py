@@ -166,6 +166,24 @@ def load_embedder(spec: dict, device: str = "auto") -> Embedder:
     return module.load(spec, dev)
 
 
+def load_calculator(spec: dict, device: str = "auto"):
+    """An ASE calculator (energy, forces, stress) of the model described by ``spec``.
+
+    The family's adapter builds it (``platonic_mlip.embed.<family>.calculator(spec, device)``) from the same
+    checkpoint resolution as ``load_embedder``; pass a spec whose ``source`` went through ``local_weights``
+    as the workflow does. ``device``: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ...
+    """
+    module = adapter(spec["family"])
+    if not hasattr(module, "calculator"):
+        raise NotImplementedError(
+            f"family {spec['family']!r}: its adapter {module.__name__} has no calculator"
+        )
+    dev = resolve_device(device)
+    if dev.type == "cpu":
+        tune_cpu_allocator()
+    return module.calculator(spec, dev)
+
+
 # glibc mallopt parameters: keep freed heap memory for reuse instead of mmap/munmap per large tensor
 _MALLOPT = {
     "M_TRIM_THRESHOLD": (-1, 1 << 30),

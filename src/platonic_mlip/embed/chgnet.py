@@ -557,3 +557,16 @@ class NaiveRoute(_NaiveRoute):
         if self.handle is not None:
             self.handle.remove()
             self.handle = None
+
+
+def calculator(spec: dict, device):
+    """CHGNet's own ASE calculator (``chgnet.model.dynamics.CHGNetCalculator``: energy, forces, stress) over
+    the model ``build_model(spec)`` builds -- the embedder's checkpoint resolution (bundled key, the bundled
+    file the weights layer hands over, a local checkpoint; ``source: random``: the same seeded untrained
+    network, a physically meaningless control). Stress in eV/A^3 (the calculator's default conversion).
+    """
+    from chgnet.model.dynamics import CHGNetCalculator
+
+    model, _, _ = build_model(spec)
+    with contextlib.redirect_stdout(io.StringIO()):  # "CHGNet will run on cpu"
+        return CHGNetCalculator(model=model, use_device=str(device))

@@ -517,3 +517,31 @@ class NaiveRoute(_NaiveRoute):
                 d = d[:, -self.num_inv :]
             out.append(np.asarray(d, dtype=np.float32))
         return np.concatenate(out)
+
+
+def calculator(spec: dict, device):
+    """mace's own ASE calculator (``mace.calculators.MACECalculator``: energy, forces, stress) of ``spec``.
+
+    Real weights: the local ``.model`` file of the source (``fetch_weights``: a key, URL or path, as
+    ``load``), ``default_dtype`` = ``spec["dtype"]`` (default float32, as the embedder) and ``spec["head"]``
+    where given. ``source: random``: the same seeded untrained ScaleShiftMACE as the embedder, passed as a
+    model instance (a physically meaningless control). Note that MACECalculator sets torch's global default
+    dtype to that dtype.
+    """
+    import torch
+
+    _import_mace()
+    from mace.calculators import MACECalculator
+
+    name = spec.get("name", "?")
+    source = spec.get("source")
+    if not source:
+        raise ValueError(f"MACE model {name!r}: spec has no 'source'")
+    dtype = spec.get("dtype", "float32")
+    extra = {"head": spec["head"]} if spec.get("head") else {}
+    dev = str(torch.device(device))
+    if source == "random":
+        model = build_random_model(spec.get("architecture", "small"), int(spec.get("seed", 0)))
+        return MACECalculator(models=model, device=dev, default_dtype=dtype, **extra)
+    _, path = fetch_weights(str(source), name)
+    return MACECalculator(model_paths=str(path), device=dev, default_dtype=dtype, **extra)

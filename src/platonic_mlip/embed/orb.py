@@ -609,3 +609,26 @@ class NaiveRoute(_NaiveRoute):
 
     def close(self):
         self.handle.remove()
+
+
+def calculator(spec: dict, device):
+    """orb-models' own ASE calculator (``ORBCalculator``: energy, forces, stress) over the regressor that
+    ``load(spec, device)`` loads (same sources: loader names, local checkpoints, URLs; ``source: random``:
+    the same seeded untrained network, a physically meaningless control). Conservative models take forces
+    and stress by autograd, direct models from their heads. The model's float32 matmul precision (what orb's
+    loaders set) is applied around each calculation only, so torch's global setting is left as it was.
+    """
+    from orb_models.forcefield.calculator import ORBCalculator
+
+    emb = load(spec, device)
+    model = emb.model
+    for p in model.parameters():
+        p.requires_grad_(True)  # as orb's loaders leave them
+    precision = emb.matmul_precision
+
+    class _Calculator(ORBCalculator):
+        def calculate(self, *args, **kwargs):
+            with _matmul_precision(precision):
+                return super().calculate(*args, **kwargs)
+
+    return _Calculator(model, device=str(emb.device))

@@ -422,3 +422,25 @@ class NaiveRoute(_NaiveRoute):
 
     def close(self):
         self.handle.remove()
+
+
+def calculator(spec: dict, device):
+    """SevenNet's own ASE calculator (``sevenn.calculator.SevenNetCalculator``: energy, forces, stress) of
+    ``spec``, resolved exactly as ``load`` resolves it: a pretrained key or a local checkpoint file
+    (``source``), ``spec["modal"]`` checked against the checkpoint's modal map and passed on, and for
+    ``source: random`` the same seeded untrained model as the embedder (its parameters made trainable again,
+    as the calculator takes forces by autograd). Random weights give a working but physically meaningless
+    potential (a control).
+    """
+    import torch
+    from sevenn.calculator import SevenNetCalculator
+
+    if not isinstance(device, torch.device):
+        device = torch.device(device)
+    emb = SevenNetEmbedder(spec, torch.device("cpu"))  # validates layer/modal/source; cheap
+    if emb.seed is None:
+        return SevenNetCalculator(emb.checkpoint_path, device=device, modal=emb.modal)
+    model = emb.model
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return SevenNetCalculator(model, file_type="model_instance", device=device, modal=emb.modal)
