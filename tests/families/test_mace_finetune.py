@@ -367,3 +367,53 @@ def test_resume_after_kill_continues(data, tmp_path):
     assert [c["epoch"] for c in summary["checkpoints"]] == [1, 2, 3]
     assert all(Path(c["path"]).is_file() for c in summary["checkpoints"])
     assert np.isfinite(_energy(_calc(summary["checkpoints"][-1]["path"]), _au()))
+
+
+def test_workflow_scripts_run_the_mace_arms(data, tmp_path):
+    """The workflow's own scripts with --family mace: finetune.py (one multihead epoch) and
+    finetune_evaluate.py on its summary (heads pt_head/Default through the model option ``head``)."""
+    import json
+    import subprocess
+    import sys
+
+    import numpy as np
+    import pandas as pd
+    from ase.calculators.emt import EMT
+    from ase.io import write
+
+    from platonic_mlip.structures import save_structures, sha256_of
+
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, OMP_NUM_THREADS=str(THREADS), PYTHONWARNINGS="ignore")
+    summary = tmp_path / "ft.json"
+    cmd = [sys.executable, str(root / "workflow" / "scripts" / "finetune.py"), "--family", "mace"]
+    cmd += ["--arm", "multihead", "--pretrained", data["foundation"], "--train", data["train"]]
+    cmd += ["--val", data["val"], "--replay", data["replay"], "--epochs", "1", "--dtype", "float32"]
+    cmd += ["--threads", str(THREADS), "--workdir", str(tmp_path / "wd"), "--restart-on-change"]
+    cmd += ["--out-checkpoints", str(tmp_path / "ck"), "--out-json", str(summary)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    s = json.loads(summary.read_text())
+    assert s["heads"]["target"] == "Default" and s["heads"]["pretrained"] == "pt_head"
+
+    au = _au()
+    save_structures(tmp_path / "probes.npz", [au], ["au"])
+    au.calc = EMT()
+    au.get_potential_energy()
+    write(tmp_path / "au.extxyz", [au])
+    options = json.dumps({"source": data["foundation"], "sha256": sha256_of(data["foundation"])})
+    out = {k: tmp_path / f"out.{k}" for k in ("npz", "dimers", "accuracy", "json")}
+    cmd = [sys.executable, str(root / "workflow" / "scripts" / "finetune_evaluate.py"), "--model"]
+    cmd += ["mace-mp-0-small", "--options", options, "--summary", str(summary), "--structures"]
+    cmd += [str(tmp_path / "probes.npz"), "--cu-test", data["val"], "--au", str(tmp_path / "au.extxyz")]
+    cmd += ["--distances", "2.0", "2.6", "3.5", "--device", "cpu", "--threads", str(THREADS)]
+    for k, p in out.items():
+        cmd += [f"--out-{k}", str(p)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with np.load(out["npz"]) as z:
+        assert list(z["epochs"]) == [0, 1] and z["embeddings"].shape[:2] == (2, 4)
+        assert np.isfinite(z["embeddings"]).all()
+    acc = pd.read_csv(out["accuracy"])
+    assert set(acc["head"]) == {"single", "target", "pretrained"}
+    assert (acc.loc[acc["epoch"] == 0, "energy_rmse_vs_pretrained_meV_atom"] == 0).all()
