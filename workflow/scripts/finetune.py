@@ -97,10 +97,11 @@ def main(argv=None):
     import torch
 
     from platonic_mlip.embed.base import resolve_device
+    from platonic_mlip.finetune.workdir import FineTuneError, StaleWorkdirError
     from platonic_mlip.io import write_json
 
     module = importlib.import_module(ADAPTERS[args.family])
-    FineTuneError, Settings, fine_tune = module.FineTuneError, module.Settings, module.fine_tune
+    Settings, fine_tune = module.Settings, module.fine_tune
     pretrained = args.pretrained
     if pretrained is None and args.model:  # neither: the family's default (7net-0; mace "small")
         from platonic_mlip.embed.base import local_weights
@@ -148,7 +149,7 @@ def main(argv=None):
     try:
         try:
             summary = fine_tune(settings, args.workdir, out_checkpoints=args.out_checkpoints, log=print)
-        except module.StaleWorkdirError as err:
+        except StaleWorkdirError as err:
             if not args.restart_on_change:
                 raise
             print(f"WARNING: {err}; --restart-on-change: starting afresh", flush=True)

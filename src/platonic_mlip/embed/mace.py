@@ -173,8 +173,10 @@ def _load_checkpoint(path: Path, device, model_name: str):
     return model
 
 
-def build_random_model(architecture: str = "small", seed: int = 0):
-    """Untrained ScaleShiftMACE of the named architecture, initialised under ``torch.manual_seed(seed)``."""
+def build_random_model(architecture: str = "small", seed: int = 0, overrides: dict | None = None):
+    """Untrained ScaleShiftMACE of the named architecture, initialised under ``torch.manual_seed(seed)``;
+    ``overrides`` replace hyperparameters of ``RANDOM_ARCHITECTURES[architecture]`` (e.g. a smaller model
+    for tests)."""
     import torch
 
     _import_mace()
@@ -186,7 +188,7 @@ def build_random_model(architecture: str = "small", seed: int = 0):
         raise ValueError(
             f"unknown random MACE architecture {architecture!r}; known: {', '.join(RANDOM_ARCHITECTURES)}"
         )
-    hp = dict(RANDOM_ARCHITECTURES[architecture])
+    hp = {**RANDOM_ARCHITECTURES[architecture], **(overrides or {})}
     z_table = [int(z) for z in hp.pop("atomic_numbers")]
     with torch_tools.default_dtype(torch.float32):
         torch.manual_seed(int(seed))

@@ -81,15 +81,15 @@ from pathlib import Path
 import numpy as np
 
 from platonic_mlip.finetune import ARMS
-from platonic_mlip.finetune.sevenn import (
+from platonic_mlip.finetune.sevenn import checkpoint_epochs, clean_atoms, read_labelled, read_structures
+from platonic_mlip.finetune.workdir import (
+    RUN_JSON,
     DivergedError,
     FineTuneError,
     LabelError,
-    StaleWorkdirError,
-    checkpoint_epochs,
-    clean_atoms,
-    read_labelled,
-    read_structures,
+    check_fingerprint,
+    fingerprint,
+    sha256,
 )
 
 __all__ = [
@@ -112,11 +112,8 @@ __all__ = [
 SUPPORTED_ARMS = ("naive", "multihead")
 #: mace's head names in a multihead fine-tuned model (the foundation's head and the new target head)
 HEADS = {"pretrained": "pt_head", "target": "Default"}
-RUN_JSON = "run.json"
 COMPLETE_JSON = "complete.json"
 LOG = "mace_run_train.log"
-# settings that may change between a killed run and its rerun (training simply goes on)
-EXTENSIBLE = ("epochs", "checkpoint_every")
 KEYS = {"energy": "REF_energy", "forces": "REF_forces", "stress": "REF_stress"}
 
 #: a small architecture for tests (MACE-MP-0 small's hyperparameters, narrower and with a short element
@@ -285,43 +282,12 @@ def build_foundation_model(architecture: str = "small", seed: int = 0, atomic_en
     ``atomic_energies``: {Z: E0 (eV)} for the isolated-atom energies (zeros otherwise)."""
     import torch
 
-    _import_mace()
-    from e3nn import o3
-    from mace import modules
-    from mace.tools import torch_tools
-
-    from platonic_mlip.embed.mace import RANDOM_ARCHITECTURES, build_random_model
+    from platonic_mlip.embed.mace import build_random_model
 
     if architecture == "small":
         model = build_random_model("small", seed)
     elif architecture == "tiny":
-        hp = {**RANDOM_ARCHITECTURES["small"], **TINY_OVERRIDES}
-        z_table = [int(z) for z in hp.pop("atomic_numbers")]
-        with torch_tools.default_dtype(torch.float32):
-            torch.manual_seed(int(seed))
-            model = modules.ScaleShiftMACE(
-                r_max=hp["r_max"],
-                num_bessel=hp["num_bessel"],
-                num_polynomial_cutoff=hp["num_polynomial_cutoff"],
-                max_ell=hp["max_ell"],
-                interaction_cls=modules.interaction_classes[hp["interaction"]],
-                interaction_cls_first=modules.interaction_classes[hp["interaction_first"]],
-                num_interactions=hp["num_interactions"],
-                num_elements=len(z_table),
-                hidden_irreps=o3.Irreps(hp["hidden_irreps"]),
-                MLP_irreps=o3.Irreps(hp["MLP_irreps"]),
-                atomic_energies=np.zeros(len(z_table)),
-                avg_num_neighbors=hp["avg_num_neighbors"],
-                atomic_numbers=z_table,
-                correlation=hp["correlation"],
-                gate=modules.gate_dict[hp["gate"]],
-                radial_MLP=list(hp["radial_MLP"]),
-                radial_type=hp["radial_type"],
-                use_reduced_cg=hp["use_reduced_cg"],
-                atomic_inter_scale=hp["atomic_inter_scale"],
-                atomic_inter_shift=hp["atomic_inter_shift"],
-            )
-        model = model.float()
+        model = build_random_model("small", seed, overrides=TINY_OVERRIDES)
     else:
         raise FineTuneError(f"unknown foundation architecture {architecture!r}; choose 'small' or 'tiny'")
     if atomic_energies:
@@ -563,12 +529,6 @@ def _diverged(arm: str, bad: list[str], lr) -> DivergedError:
 # the run
 
 
-def _sha256(path) -> str:
-    from platonic_mlip.weights import sha256_of
-
-    return sha256_of(path)
-
-
 def _versions() -> dict:
     from importlib.metadata import version
 
@@ -578,30 +538,7 @@ def _versions() -> dict:
 
 
 def _fingerprint(s: Settings, foundation: str) -> dict:
-    fp = dataclasses.asdict(s)
-    fp["extra_args"] = list(s.extra_args)
-    fp["pretrained_sha256"] = _sha256(foundation)
-    for key in ("train", "val", "replay"):
-        path = getattr(s, key)
-        fp[key] = str(Path(path).resolve()) if path else None
-        fp[f"{key}_sha256"] = _sha256(path) if path else None
-    fp["versions"] = _versions()
-    return fp
-
-
-def _check_fingerprint(workdir: Path, fp: dict) -> None:
-    path = workdir / RUN_JSON
-    if not path.is_file():
-        return
-    old = json.loads(path.read_text())
-    ignore = set(EXTENSIBLE) | {"train", "val", "replay"}  # paths may move; their digests may not
-    diff = sorted(k for k in set(old) | set(fp) if k not in ignore and old.get(k) != fp.get(k))
-    if diff:
-        shown = "; ".join(f"{k}: {old.get(k)!r} -> {fp.get(k)!r}" for k in diff[:6])
-        raise StaleWorkdirError(
-            f"work directory {workdir} holds a fine-tuning run with other settings or inputs ({shown}); "
-            "delete it to start again, or use another work directory"
-        )
+    return fingerprint(s, foundation, _versions(), extra_args=list(s.extra_args))
 
 
 def _mace_checkpoints(ckdir: Path, run_tag: str) -> dict[int, Path]:
@@ -706,7 +643,7 @@ def fine_tune(
     workdir.mkdir(parents=True, exist_ok=True)
     foundation = _resolve_pretrained(s.pretrained)
     fp = _fingerprint(s, foundation)
-    _check_fingerprint(workdir, fp)
+    check_fingerprint(workdir, fp)
     write_json(workdir / RUN_JSON, fp)
 
     foundation_model = _load_model(foundation)
@@ -811,7 +748,7 @@ def _export(
             "epoch": epoch,
             "workdir_path": str(dst),
             "mace_checkpoint": str(src),
-            "sha256": _sha256(dst),
+            "sha256": sha256(dst),
         }
         if s.arm == "multihead":
             entry["heads"] = dict(HEADS)

@@ -45,7 +45,6 @@ sevenn's collate.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import random
@@ -57,6 +56,17 @@ from pathlib import Path
 import numpy as np
 
 from platonic_mlip.finetune import ARMS
+from platonic_mlip.finetune.workdir import (  # noqa: F401 (re-exported: the family's errors)
+    EXTENSIBLE,
+    RUN_JSON,
+    DivergedError,
+    FineTuneError,
+    LabelError,
+    StaleWorkdirError,
+    check_fingerprint,
+    fingerprint,
+    sha256,
+)
 
 PRETRAINED_MODAL = "pretrained"
 TARGET_MODAL = "target"
@@ -67,25 +77,6 @@ MODAL_BLOCKS = {
     "output_block": "use_modal_output_block",
 }
 STATE = "state.pth"
-RUN_JSON = "run.json"
-# settings that may change between a killed run and its rerun (training simply goes on)
-EXTENSIBLE = ("epochs", "checkpoint_every")
-
-
-class FineTuneError(RuntimeError):
-    """A fine-tuning run that cannot start or go on; the message says why and what to do."""
-
-
-class LabelError(FineTuneError, ValueError):
-    """A data file whose frame lacks an energy or forces (or has non-finite ones)."""
-
-
-class StaleWorkdirError(FineTuneError):
-    """A work directory holding a run of other settings or inputs (the workflow starts it afresh)."""
-
-
-class DivergedError(FineTuneError):
-    """Training produced a non-finite loss or weights."""
 
 
 @dataclasses.dataclass
@@ -423,40 +414,12 @@ def _dump_yaml(path: Path, obj: dict) -> None:
 # the run
 
 
-def _sha256(path) -> str:
-    from platonic_mlip.weights import sha256_of
-
-    return sha256_of(path)
-
-
 def _fingerprint(s: Settings, pretrained_path: str) -> dict:
-    fp = dataclasses.asdict(s)
-    fp["modal_blocks"] = list(s.modal_blocks)
-    fp["pretrained_sha256"] = _sha256(pretrained_path)
-    for key in ("train", "val", "replay"):
-        path = getattr(s, key)
-        fp[key] = str(Path(path).resolve()) if path else None
-        fp[f"{key}_sha256"] = _sha256(path) if path else None
     import sevenn
     import torch
 
-    fp["versions"] = {"sevenn": sevenn.__version__, "torch": torch.__version__}
-    return fp
-
-
-def _check_fingerprint(workdir: Path, fp: dict) -> None:
-    path = workdir / RUN_JSON
-    if not path.is_file():
-        return
-    old = json.loads(path.read_text())
-    ignore = set(EXTENSIBLE) | {"train", "val", "replay"}  # paths may move; their digests may not
-    diff = sorted(k for k in set(old) | set(fp) if k not in ignore and old.get(k) != fp.get(k))
-    if diff:
-        shown = "; ".join(f"{k}: {old.get(k)!r} -> {fp.get(k)!r}" for k in diff[:6])
-        raise StaleWorkdirError(
-            f"work directory {workdir} holds a fine-tuning run with other settings or inputs ({shown}); "
-            "delete it to start again, or use another work directory"
-        )
+    versions = {"sevenn": sevenn.__version__, "torch": torch.__version__}
+    return fingerprint(s, pretrained_path, versions, modal_blocks=list(s.modal_blocks))
 
 
 def _save_torch(obj, path: Path) -> None:
@@ -620,7 +583,7 @@ def _fine_tune(s: Settings, workdir: Path, out_checkpoints, log) -> dict:
     workdir.mkdir(parents=True, exist_ok=True)
     pretrained_path = _resolve_pretrained(s.pretrained)
     fp = _fingerprint(s, pretrained_path)
-    _check_fingerprint(workdir, fp)
+    check_fingerprint(workdir, fp)
     write_json(workdir / RUN_JSON, fp)
 
     cp0 = load_checkpoint(pretrained_path)
@@ -716,7 +679,7 @@ def _fine_tune(s: Settings, workdir: Path, out_checkpoints, log) -> dict:
         path = ckdir / f"epoch_{epoch}.pth"
         if not path.is_file():  # not kept by the earlier part of an extended run (other checkpoint_every)
             continue
-        entry = {"epoch": epoch, "workdir_path": str(path), "sha256": _sha256(path)}
+        entry = {"epoch": epoch, "workdir_path": str(path), "sha256": sha256(path)}
         if out_checkpoints is not None:
             out_dir = Path(out_checkpoints)
             out_dir.mkdir(parents=True, exist_ok=True)
