@@ -81,7 +81,7 @@ from pathlib import Path
 import numpy as np
 
 from platonic_mlip.finetune import ARMS
-from platonic_mlip.finetune.sevenn import checkpoint_epochs, clean_atoms, read_labelled, read_structures
+from platonic_mlip.finetune.sevenn import checkpoint_epochs, clean_atoms
 from platonic_mlip.finetune.workdir import (
     RUN_JSON,
     DivergedError,
@@ -89,6 +89,7 @@ from platonic_mlip.finetune.workdir import (
     LabelError,
     check_fingerprint,
     fingerprint,
+    prepare_data,
     sha256,
 )
 
@@ -403,49 +404,18 @@ def _write_extxyz(path: Path, atoms_list: Sequence) -> None:
         ase.io.write(str(tmp), [_mace_frame(a) for a in atoms_list], format="extxyz")
 
 
-def _check_elements(atoms_list: Sequence, zs: set, role: str, path, model: str) -> None:
-    from ase.data import chemical_symbols
-
-    for i, atoms in enumerate(atoms_list):
-        bad = sorted({int(z) for z in atoms.numbers} - zs)
-        if bad:
-            raise FineTuneError(
-                f"{role} file {path}, frame {i}: element(s) {', '.join(chemical_symbols[z] for z in bad)} "
-                f"are not in the element table of the foundation model {model}"
-            )
-
-
 def _prepare_data(s: Settings, workdir: Path, foundation: str, zs: set, log) -> dict:
-    ddir = workdir / "data"
-    ddir.mkdir(parents=True, exist_ok=True)
-    out, counts = {}, {}
-    for role in ("train", "val"):
-        src = getattr(s, role)
-        if not src:
-            continue
-        atoms = read_labelled(src, role)
-        _check_elements(atoms, zs, role, src, s.pretrained)
-        dst = ddir / f"{role}.extxyz"
-        if not dst.is_file():
-            _write_extxyz(dst, atoms)
-        out[role], counts[role] = str(dst), len(atoms)
-    if s.replay and s.arm == "multihead":
-        dst = ddir / "replay.extxyz"
-        if s.replay_labels == "file":
-            atoms = read_labelled(s.replay, "replay")
-        else:
-            atoms = read_structures(s.replay, "replay")
-        _check_elements(atoms, zs, "replay", s.replay, s.pretrained)
-        if not dst.is_file():
-            if s.replay_labels == "pretrained":
-                t0 = time.perf_counter()
-                atoms = label_with_model(atoms, foundation, device=s.device, default_dtype=s.default_dtype)
-                dt = time.perf_counter() - t0
-                log(f"replay: {len(atoms)} structures labelled by {s.pretrained} in {dt:.1f} s")
-            _write_extxyz(dst, atoms)
-        out["replay"], counts["replay"] = str(dst), len(atoms)
-    out["counts"] = counts
-    return out
+    return prepare_data(
+        s,
+        workdir,
+        zs,
+        label=lambda atoms: label_with_model(
+            atoms, foundation, device=s.device, default_dtype=s.default_dtype
+        ),
+        write=_write_extxyz,
+        log=log,
+        replay=s.arm == "multihead",
+    )
 
 
 # --------------------------------------------------------------------------------------------------

@@ -63,8 +63,10 @@ from platonic_mlip.finetune.workdir import (  # noqa: F401 (re-exported: the fam
     FineTuneError,
     LabelError,
     StaleWorkdirError,
+    check_elements,
     check_fingerprint,
     fingerprint,
+    prepare_data,
     sha256,
 )
 
@@ -234,19 +236,6 @@ def _write_extxyz(path: Path, atoms_list: Sequence) -> None:
 
     with atomic_path(path) as tmp:
         ase.io.write(str(tmp), list(atoms_list), format="extxyz")
-
-
-def check_elements(atoms_list: Sequence, type_map: dict, role: str, path, model: str) -> None:
-    known = {int(z) for z in type_map}
-    for i, atoms in enumerate(atoms_list):
-        bad = sorted({int(z) for z in atoms.numbers} - known)
-        if bad:
-            from ase.data import chemical_symbols
-
-            raise FineTuneError(
-                f"{role} file {path}, frame {i}: element(s) {', '.join(chemical_symbols[z] for z in bad)} "
-                f"are not in the element table of {model}"
-            )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -464,36 +453,14 @@ def _resolve_pretrained(source: str) -> str:
 
 def _prepare_data(s: Settings, workdir: Path, pretrained_path: str, type_map: dict, log) -> dict:
     """Clean copies of the inputs in ``<workdir>/data`` (replay labelled by the pretrained model)."""
-    ddir = workdir / "data"
-    ddir.mkdir(parents=True, exist_ok=True)
-    out, counts = {}, {}
-    for role in ("train", "val"):
-        src = getattr(s, role)
-        if not src:
-            continue
-        atoms = read_labelled(src, role)
-        check_elements(atoms, type_map, role, src, s.pretrained)
-        dst = ddir / f"{role}.extxyz"
-        if not dst.is_file():
-            _write_extxyz(dst, atoms)
-        out[role], counts[role] = str(dst), len(atoms)
-    if s.replay:
-        dst = ddir / "replay.extxyz"
-        if s.replay_labels == "file":
-            atoms = read_labelled(s.replay, "replay")
-        else:
-            atoms = read_structures(s.replay, "replay")
-        check_elements(atoms, type_map, "replay", s.replay, s.pretrained)
-        if not dst.is_file():
-            if s.replay_labels == "pretrained":
-                t0 = time.perf_counter()
-                atoms = label_with_model(atoms, pretrained_path, device=s.device)
-                dt = time.perf_counter() - t0
-                log(f"replay: {len(atoms)} structures labelled by {s.pretrained} in {dt:.1f} s")
-            _write_extxyz(dst, atoms)
-        out["replay"], counts["replay"] = str(dst), len(atoms)
-    out["counts"] = counts
-    return out
+    return prepare_data(
+        s,
+        workdir,
+        type_map,
+        label=lambda atoms: label_with_model(atoms, pretrained_path, device=s.device),
+        write=_write_extxyz,
+        log=log,
+    )
 
 
 def _append_modal_checkpoint(s: Settings, workdir: Path, pretrained_path: str, data: dict) -> str:

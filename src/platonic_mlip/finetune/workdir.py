@@ -67,3 +67,62 @@ def check_fingerprint(workdir: Path, fp: dict) -> None:
             f"work directory {workdir} holds a fine-tuning run with other settings or inputs ({shown}); "
             "delete it to start again, or use another work directory"
         )
+
+
+def check_elements(atoms_list, known, role: str, path, model: str) -> None:
+    """Raise FineTuneError naming the file, frame and elements when a frame holds an element outside
+    ``known`` (atomic numbers: the pretrained model's element table)."""
+    from ase.data import chemical_symbols
+
+    known = {int(z) for z in known}
+    for i, atoms in enumerate(atoms_list):
+        bad = sorted({int(z) for z in atoms.numbers} - known)
+        if bad:
+            raise FineTuneError(
+                f"{role} file {path}, frame {i}: element(s) {', '.join(chemical_symbols[z] for z in bad)} "
+                f"are not in the element table of {model}"
+            )
+
+
+def prepare_data(settings, workdir: Path, known, label, write, log, replay: bool = True) -> dict:
+    """Clean copies of the inputs in ``<workdir>/data``, each written once (a resumed run reuses them).
+
+    ``settings``: the family's Settings (train, val, replay, replay_labels, pretrained); ``known``: the
+    pretrained model's atomic numbers; ``label(atoms_list)``: the pretrained model's labels of the replay
+    structures; ``write(path, atoms_list)``: the family's file format; ``replay``: whether this arm uses the
+    replay set. Returns {role: path, "counts": {role: frames}}. Raises LabelError / FineTuneError naming
+    the file and frame."""
+    import time
+
+    from platonic_mlip.finetune.sevenn import read_labelled, read_structures
+
+    ddir = Path(workdir) / "data"
+    ddir.mkdir(parents=True, exist_ok=True)
+    out, counts = {}, {}
+    for role in ("train", "val"):
+        src = getattr(settings, role)
+        if not src:
+            continue
+        atoms = read_labelled(src, role)
+        check_elements(atoms, known, role, src, settings.pretrained)
+        dst = ddir / f"{role}.extxyz"
+        if not dst.is_file():
+            write(dst, atoms)
+        out[role], counts[role] = str(dst), len(atoms)
+    if settings.replay and replay:
+        dst = ddir / "replay.extxyz"
+        if settings.replay_labels == "file":
+            atoms = read_labelled(settings.replay, "replay")
+        else:
+            atoms = read_structures(settings.replay, "replay")
+        check_elements(atoms, known, "replay", settings.replay, settings.pretrained)
+        if not dst.is_file():
+            if settings.replay_labels == "pretrained":
+                t0 = time.perf_counter()
+                atoms = label(atoms)
+                dt = time.perf_counter() - t0
+                log(f"replay: {len(atoms)} structures labelled by {settings.pretrained} in {dt:.1f} s")
+            write(dst, atoms)
+        out["replay"], counts["replay"] = str(dst), len(atoms)
+    out["counts"] = counts
+    return out
