@@ -130,7 +130,6 @@ def slice_config(path: Path, run_name: str, **changes):
             "metrics.n_sample": 60,
             "embed.threads": 1,
             "embed.mem_mb": 3000,
-            "finetune.enabled": False,  # minutes of training; the demo and the family tests run it
             **changes,
         },
     )

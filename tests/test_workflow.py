@@ -36,15 +36,11 @@ def write_config(path: Path, **changes):
     if "models" in changes and "anchors.reference_models" not in changes:
         refs = cfg["anchors"].get("reference_models") or []
         cfg["anchors"]["reference_models"] = [r for r in refs if r in cfg["models"]]
-    ft = cfg.get("finetune", {})
-    if (
-        "models" in changes
-        and ft.get("pretrained") not in cfg["models"]
-        and "finetune.enabled" not in changes
-    ):
-        ft["enabled"] = False  # the demo fine-tunes 7net-0: a run without it has no fine-tuning stage
-    if "models" in changes and "phonons.enabled" not in changes and "phonons" in cfg:
-        cfg["phonons"]["enabled"] = False  # the demo's phonon models are its own; tested on their own
+    # the demo's fine-tuning and phonon stages take minutes and are tested on their own (test_finetune_shift,
+    # test_phonon_tables, the family tests, the demo): off unless a change names them
+    for stage in ("finetune", "phonons"):
+        if stage in cfg and not any(k == stage or k.startswith(f"{stage}.") for k in changes):
+            cfg[stage]["enabled"] = False
     path.write_text(yaml.safe_dump(cfg))
     return path
 
@@ -211,9 +207,6 @@ def e2e(tmp_path_factory):
             "anchors.sweep.random_seeds": [0, 1],
             "metrics.n_sample": 150,
             "figures.dpi": 60,
-            # fine-tuning: its scripts are tested on their own (test_finetune_shift, the sevenn family's
-            # test_sevenn_finetune) and the demo runs the stage; here it would add minutes
-            "finetune.enabled": False,
         },
     )
     res = run_config(cfg, work, cores=2)
@@ -336,6 +329,52 @@ def test_e2e_figures(e2e):
         for ext in ("png", "pdf"):
             f = e2e / "figures" / f"{name}.{ext}"
             assert f.exists() and f.stat().st_size > 1000, f
+
+
+def test_e2e_finetune_and_phonons(e2e):
+    """The fine-tuning and phonon stages wired end to end on the slice: 7net-0 fine-tuned naively and
+    multi-head for one epoch on a handful of EMT Cu structures; phonons of fcc Cu for 7net-0 and both arms."""
+    work = e2e.parents[1]
+    cfg = yaml.safe_load((work / "slice.yaml").read_text())
+    cfg["finetune"].update(
+        enabled=True,
+        arms=["naive", "multihead"],
+        fractions=[0.6, 0.2, 0.2],
+        generate={"n_strained": 2, "n_rattled": 0, "n_surfaces": 0, "n_clusters": 1, "au_rattled": 0,
+                  "au_clusters": 0, "dimer_distances": [2.2, 2.6]},
+        replay={"structures": 2, "max_atoms": 8},
+        train={"epochs": 1, "checkpoint_every": 1, "batch_size": 4},
+        dimers={"distances": [1.9, 2.3, 2.8, 3.5, 6.0]},
+        threads=1,
+    )  # fmt: skip
+    cfg["phonons"].update(
+        enabled=True, structures=["Cu"], run_structures=0, models=["7net-0"], finetuned=True, min_length=4.0,
+        mesh=2, npoints=11, steps=30, gpu=0,
+    )  # fmt: skip
+    (work / "ft.yaml").write_text(yaml.safe_dump(cfg))
+    res = run_config(work / "ft.yaml", work, cores=2)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
+    ft = e2e / "finetune"
+    acc = pd.read_csv(ft / "finetune_accuracy.csv")
+    assert set(zip(acc.arm, acc.epoch, acc["head"], strict=True)) == {
+        ("naive", 0, "single"), ("naive", 1, "single"), ("multihead", 0, "single"),
+        ("multihead", 1, "target"), ("multihead", 1, "pretrained"),
+    }  # fmt: skip
+    assert (acc.loc[acc.epoch == 0, "au_probe_energy_rmse_vs_pretrained_meV_atom"] == 0).all()
+    assert (acc.loc[acc.epoch == 1, "au_probe_energy_rmse_vs_pretrained_meV_atom"] > 0).all()
+    assert acc["au_norm_ratio_raw"].notna().all() and acc["AuAu_well_depth_eV"].notna().all()
+    wells = pd.read_csv(ft / "fig5de_dimer_curves.csv")
+    emt = wells[wells.arm == "reference"].set_index("pair")
+    assert not emt.repulsive.any() and emt.loc["Au-Au", "well_depth"] == pytest.approx(5.14, abs=0.1)
+    shift = pd.read_csv(ft / "fig5abc_finetune_embeddings.csv")
+    assert {"au_probe", "cu_test", "run"} <= set(shift.role) and set(shift.space) == {"raw", "fixed", "own"}
+    for name in ("fig5abc_finetune_embeddings", "fig5de_dimer_curves", "phonon_bands"):
+        assert (e2e / "figures" / f"{name}.png").stat().st_size > 1000, name
+    imag = pd.read_csv(e2e / "phonons" / "phonon_imaginary.csv")
+    assert set(imag.model) == {"7net-0", "7net-0 naive s0", "7net-0 multihead s0"} and "Cu" in imag
+    assert imag.set_index("model").loc["7net-0", "Cu"] == 0  # fcc Cu is stable under the pretrained model
+    summary = json.loads((ft / "arms" / "multihead" / "seed0" / "summary.json").read_text())
+    assert [c["epoch"] for c in summary["checkpoints"]] == [1]
 
 
 def test_e2e_diagnostics(e2e):

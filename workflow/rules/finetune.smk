@@ -206,7 +206,7 @@ rule fig5abc_finetune_embeddings:
         py=python_for("analysis"),
         script=f"{SH_SCRIPTS}/fig5abc_finetune_embeddings.py",
         seeds=" ".join(str(s) for _, s in FT_ARM_SEEDS),
-        label=shlex.quote(MODELS[FT_MODEL].get("label", FT_MODEL)),
+        label=shlex.quote(FT_LABEL),
         dpi=config["figures"]["dpi"],
     shell:
         "{params.py} {params.script} --atoms {input.atoms} --evals {input.evals}"
@@ -231,7 +231,7 @@ rule fig5de_dimer_curves:
         py=python_for("analysis"),
         script=f"{SH_SCRIPTS}/fig5de_dimer_curves.py",
         seeds=" ".join(str(s) for _, s in FT_ARM_SEEDS),
-        label=shlex.quote(MODELS[FT_MODEL].get("label", FT_MODEL)),
+        label=shlex.quote(FT_LABEL),
         tol=FT["dimers"]["repulsive_tol"],
         dpi=config["figures"]["dpi"],
     shell:
