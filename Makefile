@@ -43,7 +43,7 @@ test: envs
 	set -e; for f in $(FAMILIES); do \
 	  echo "== model family $$f"; \
 	  py=$$($(PYTHON) envs/venvs.py python $$($(PYTHON) envs/venvs.py env-of $$f)); \
-	  PLATONIC_FAMILY=$$f $$py -m pytest tests/families/test_contract.py $$(ls tests/families/test_$$f.py tests/families/test_$$f_*.py 2>/dev/null) -ra; \
+	  PLATONIC_FAMILY=$$f $$py -m pytest tests/families/test_contract.py $$(ls tests/families/test_$$f.py tests/families/test_$${f}_*.py 2>/dev/null) -ra; \
 	done
 
 lint: envs
