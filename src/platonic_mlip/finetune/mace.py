@@ -89,6 +89,7 @@ from platonic_mlip.finetune.workdir import (
     LabelError,
     check_fingerprint,
     fingerprint,
+    label_with_calculator,
     prepare_data,
     sha256,
 )
@@ -341,17 +342,7 @@ def label_with_model(
 ) -> list:
     """The model's own energy, forces and (fully periodic cells) stress on each structure, as clean Atoms
     with those labels (``MACECalculator``; ``head`` of a multi-head model)."""
-    calc = _calculator(model_path, head, device, default_dtype)
-    out = []
-    for atoms in atoms_list:
-        a = clean_atoms(atoms)
-        a.calc = calc
-        energy = a.get_potential_energy()
-        forces = a.get_forces()
-        stress = a.get_stress() if a.pbc.all() else None
-        out.append(clean_atoms(a, energy, forces, stress))
-        calc.reset()
-    return out
+    return label_with_calculator(atoms_list, _calculator(model_path, head, device, default_dtype))
 
 
 def _resolve_pretrained(source: str) -> str:

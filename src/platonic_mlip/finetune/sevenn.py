@@ -66,6 +66,7 @@ from platonic_mlip.finetune.workdir import (  # noqa: F401 (re-exported: the fam
     check_elements,
     check_fingerprint,
     fingerprint,
+    label_with_calculator,
     prepare_data,
     sha256,
 )
@@ -216,17 +217,7 @@ def label_with_model(atoms_list: Sequence, checkpoint: str, modal: str | None = 
     """The model's own energy, forces and stress on each structure (clean Atoms with those labels)."""
     from sevenn.calculator import SevenNetCalculator
 
-    calc = SevenNetCalculator(checkpoint, device=str(device), modal=modal)
-    out = []
-    for atoms in atoms_list:
-        a = clean_atoms(atoms)
-        a.calc = calc
-        energy = a.get_potential_energy()
-        forces = a.get_forces()
-        stress = a.get_stress() if a.pbc.all() else None
-        out.append(clean_atoms(a, energy, forces, stress))
-        calc.reset()
-    return out
+    return label_with_calculator(atoms_list, SevenNetCalculator(checkpoint, device=str(device), modal=modal))
 
 
 def _write_extxyz(path: Path, atoms_list: Sequence) -> None:

@@ -126,3 +126,20 @@ def prepare_data(settings, workdir: Path, known, label, write, log, replay: bool
         out["replay"], counts["replay"] = str(dst), len(atoms)
     out["counts"] = counts
     return out
+
+
+def label_with_calculator(atoms_list, calc) -> list:
+    """A model's own energy, forces and (fully periodic cells) stress on each structure, as clean Atoms
+    carrying those labels (``calc``: the pretrained model's ASE calculator)."""
+    from platonic_mlip.finetune.sevenn import clean_atoms
+
+    out = []
+    for atoms in atoms_list:
+        a = clean_atoms(atoms)
+        a.calc = calc
+        energy = a.get_potential_energy()
+        forces = a.get_forces()
+        stress = a.get_stress() if a.pbc.all() else None
+        out.append(clean_atoms(a, energy, forces, stress))
+        calc.reset()
+    return out
