@@ -140,14 +140,25 @@ def weights_of(checkpoint):
     return weights_plan(CHECKPOINTS[checkpoint], WEIGHTS)
 
 
-def weights_input(wc):
-    path = weights_of(wc.checkpoint)["path"]
+def weights_of_checkpoint(checkpoint):
+    """The local weights file of a checkpoint as an input list (empty for bundled or random weights)."""
+    path = weights_of(checkpoint)["path"] if checkpoint in CHECKPOINTS else None
     return [path] if path else []
 
 
+def weights_option(checkpoint):
+    """``--weights-file <file>`` of a checkpoint for a model-loading script, or nothing."""
+    return " ".join(
+        f"--weights-file {sh_path(p)}" for p in weights_of_checkpoint(checkpoint)
+    )
+
+
+def weights_input(wc):
+    return weights_of_checkpoint(wc.checkpoint)
+
+
 def weights_file_option(wc):
-    path = weights_of(wc.checkpoint)["path"]
-    return f"--weights-file {sh_path(path)}" if path else ""
+    return weights_option(wc.checkpoint)
 
 
 def embed_options(wc):
@@ -581,17 +592,7 @@ FT_TABLES = {
 }
 
 
-def weights_of_checkpoint(checkpoint):
-    """The local weights file of a checkpoint as an input list (empty for bundled or random weights)."""
-    path = weights_of(checkpoint)["path"] if checkpoint in CHECKPOINTS else None
-    return [path] if path else []
-
-
-FT_WEIGHTS_OPTION = (
-    f"--weights-file {sh_path(weights_of_checkpoint(FT_CKPT)[0])}"
-    if weights_of_checkpoint(FT_CKPT)
-    else ""
-)
+FT_WEIGHTS_OPTION = weights_option(FT_CKPT)
 #: the user's labelled Cu data (config `finetune.data`), an input so that editing it reruns the stage
 FT_DATA_INPUT = [FT["data"]] if FT["data"] else []
 

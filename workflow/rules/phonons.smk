@@ -53,10 +53,7 @@ rule phonons:
         options=lambda wc: json.dumps(
             config["model_options"].get(checkpoint_of(wc.model), {})
         ),
-        weights_file=lambda wc: " ".join(
-            f"--weights-file {sh_path(p)}"
-            for p in weights_of_checkpoint(checkpoint_of(wc.model))
-        ),
+        weights_file=lambda wc: weights_option(checkpoint_of(wc.model)),
         phonon=phonon_options(),
         device=config["embed"]["device"],
     shell:

@@ -83,13 +83,12 @@ import numpy as np
 from platonic_mlip.finetune import ARMS
 from platonic_mlip.finetune.sevenn import checkpoint_epochs, clean_atoms
 from platonic_mlip.finetune.workdir import (
-    RUN_JSON,
     DivergedError,
     FineTuneError,
     LabelError,
-    check_fingerprint,
     fingerprint,
     label_with_calculator,
+    pin_workdir,
     prepare_data,
     sha256,
 )
@@ -600,12 +599,9 @@ def fine_tune(
     s = settings
     s.validate()
     t_start = time.perf_counter()
-    workdir = Path(workdir).resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
     foundation = _resolve_pretrained(s.pretrained)
     fp = _fingerprint(s, foundation)
-    check_fingerprint(workdir, fp)
-    write_json(workdir / RUN_JSON, fp)
+    workdir = pin_workdir(workdir, fp)
 
     foundation_model = _load_model(foundation)
     zs = {int(z) for z in foundation_model.atomic_numbers}

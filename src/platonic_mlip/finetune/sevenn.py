@@ -67,6 +67,7 @@ from platonic_mlip.finetune.workdir import (  # noqa: F401 (re-exported: the fam
     check_fingerprint,
     fingerprint,
     label_with_calculator,
+    pin_workdir,
     prepare_data,
     sha256,
 )
@@ -533,16 +534,12 @@ def _fine_tune(s: Settings, workdir: Path, out_checkpoints, log) -> dict:
     from sevenn.util import load_checkpoint
 
     from platonic_mlip.embed.base import tune_cpu_allocator
-    from platonic_mlip.io import write_json
 
     t_start = time.perf_counter()
     tune_cpu_allocator()  # glibc keeps freed per-edge buffers for reuse (see embed.sevenn); results unchanged
-    workdir = workdir.resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
     pretrained_path = _resolve_pretrained(s.pretrained)
     fp = _fingerprint(s, pretrained_path)
-    check_fingerprint(workdir, fp)
-    write_json(workdir / RUN_JSON, fp)
+    workdir = pin_workdir(workdir, fp)
 
     cp0 = load_checkpoint(pretrained_path)
     type_map = cp0.config[KEY.TYPE_MAP]

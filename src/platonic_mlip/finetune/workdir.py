@@ -69,6 +69,18 @@ def check_fingerprint(workdir: Path, fp: dict) -> None:
         )
 
 
+def pin_workdir(workdir, fp: dict) -> Path:
+    """Create ``workdir`` (resolved), refuse it when it holds another run (``check_fingerprint``), and
+    pin ``fp`` in its ``run.json``; returns the resolved path."""
+    from platonic_mlip.io import write_json
+
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    check_fingerprint(workdir, fp)
+    write_json(workdir / RUN_JSON, fp)
+    return workdir
+
+
 def check_elements(atoms_list, known, role: str, path, model: str) -> None:
     """Raise FineTuneError naming the file, frame and elements when a frame holds an element outside
     ``known`` (atomic numbers: the pretrained model's element table)."""
