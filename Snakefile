@@ -18,6 +18,7 @@ include: "workflow/rules/figures.smk"
 include: "workflow/rules/diagnostics.smk"
 include: "workflow/rules/finetune.smk"
 include: "workflow/rules/phonons.smk"
+include: "workflow/rules/reconstruction.smk"
 include: "workflow/rules/claims.smk"
 include: "workflow/rules/report.smk"
 

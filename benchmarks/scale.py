@@ -62,7 +62,16 @@ MODELS = (
 )
 REFERENCE = "mace-small"  # DIRECT runs on it (the paper: MACE-MP-0 small)
 PAPER_ATOMS = 282_847
-STAGES = ("anchors_direct", "anchors_random", "project", "metrics")
+STAGES = (
+    "anchors_direct",
+    "anchors_random",
+    "project",
+    "metrics",
+    "reconstruction_raw",
+    "reconstruction_direct",
+    "cumulants",
+    "structure_reconstruction",
+)
 N_ELEMENTS = 85
 LATENT = 16
 GEN_CHUNK = 32_768
@@ -78,6 +87,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--runs", type=int, default=1, help="runs of every stage per size; median wall reported")
     p.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES))
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic embeddings")
+    p.add_argument("--rec-n-test", type=int, default=1000, help="reconstruction test atoms/structures (1000)")
+    p.add_argument(
+        "--rec-repeats", type=int, default=3, help="redrawn reconstruction test sets (paper config: 3)"
+    )
+    p.add_argument(
+        "--rec-max-train-atoms", type=int, default=50_000, help="train atoms at most (paper config: 50,000)"
+    )
+    p.add_argument("--rec-lfre-test", type=int, default=0, help="LFRE test atoms (0 = all test atoms)")
+    p.add_argument("--rec-max-train", type=int, default=5000, help="train structures at most (paper config)")
     p.add_argument(
         "--quick", action="store_true", help="tiny run (2,500 atoms, K 20, 200-atom samples, 3 repeats)"
     )
@@ -89,6 +107,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.sizes, args.k, args.n_sample, args.repeats = [2_500], 20, 200, 3
+        args.rec_n_test, args.rec_lfre_test, args.rec_repeats = 100, 50, 0
     return args
 
 
@@ -144,6 +163,7 @@ def synthesise(workdir: Path, n_atoms: int, seed: int) -> dict:
         out.flush()
         del out
         total += path.stat().st_size
+        (workdir / "embeddings" / f"{name}.json").write_text(json.dumps({"skipped": []}))
     return {"n_structures": n_struct, "seconds": time.perf_counter() - t0, "bytes": total}
 
 
@@ -177,6 +197,29 @@ def stage_calls(stage: str, workdir: Path, args) -> tuple[str, list[list[str]]]:
         argv += ["--out", str(workdir / "metrics" / "pairwise.csv")]
         argv += ["--out-sample", str(workdir / "metrics" / "sample.csv")]
         return "pairwise_metrics.py", [argv]
+    names = [n for n, _, _ in MODELS]
+    meta = [str(workdir / "embeddings" / f"{n}.json") for n in names]
+    rec = workdir / "reconstruction"
+    if stage.startswith("reconstruction_"):
+        space = stage.split("_", 1)[1]
+        files = [emb[n] if space == "raw" else platonic[(space, n)] for n in names]
+        argv = ["--atoms", atoms, "--space", space, "--models", *names, "--matrices", *files, "--meta", *meta]
+        argv += ["--n-test", str(args.rec_n_test), "--repeats", str(args.rec_repeats), "--workers", "2"]
+        argv += ["--lfre-test", str(args.rec_lfre_test), "--stratify", "none"]
+        argv += ["--max-train", str(args.rec_max_train_atoms)]
+        argv += ["--out", str(rec / f"{space}.csv"), "--out-split", str(rec / f"{space}_split.csv")]
+        return "feature_reconstruction.py", [argv]
+    blocks = [str(rec / "cumulants" / f"{n}.npy") for n in names]
+    if stage == "cumulants":
+        argv = ["--atoms", atoms, "--models", *names, "--raw", *[emb[n] for n in names], "--meta", *meta]
+        argv += ["--out", *blocks, "--out-structures", str(rec / "structures.csv")]
+        argv += ["--out-dropped", str(rec / "dropped.csv")]
+        return "structure_cumulants.py", [argv]
+    if stage == "structure_reconstruction":
+        argv = ["--models", *names, "--cumulants", *blocks, "--structures", str(rec / "structures.csv")]
+        argv += ["--n-test", str(args.rec_n_test), "--workers", "2", "--max-train", str(args.rec_max_train)]
+        argv += ["--out", str(rec / "structures_errors.csv"), "--out-fig", str(rec / "structures.png")]
+        return "structure_reconstruction.py", [argv]
     raise ValueError(stage)
 
 

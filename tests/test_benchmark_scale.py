@@ -16,7 +16,16 @@ import pytest
 from conftest import ROOT
 
 SCRIPT = ROOT / "benchmarks" / "scale.py"
-STAGES = ["anchors_direct", "anchors_random", "project", "metrics"]
+STAGES = [
+    "anchors_direct",
+    "anchors_random",
+    "project",
+    "metrics",
+    "reconstruction_raw",
+    "reconstruction_direct",
+    "cumulants",
+    "structure_reconstruction",
+]
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +81,16 @@ def test_stages_produced_the_workflow_outputs(quick):
     # the synthetic models share structure; the controls only the element: the data are not noise
     mknn = table[(table.metric == "mknn") & (table.space == "raw")].set_index(["model_a", "model_b"]).value
     assert mknn[("mace-small", "mace-medium")] > 1.5 * mknn[("mace-small", "control-a")] > 0.15
+    # the second paper's stages: every ordered pair, raw and Platonic; cumulants of every structure
+    for space in ("raw", "direct"):
+        rec = pd.read_csv(work / "reconstruction" / f"{space}.csv")
+        assert len(rec) == 64 and (rec.n_test == 100).all() and (rec.n_test_lfre == 50).all()
+        g = rec.set_index(["source", "target"]).gfre
+        assert g[("mace-small", "mace-small")] < 1e-6
+        assert g[("mace-small", "mace-medium")] < g[("mace-small", "control-a")]
+    blocks = np.load(work / "reconstruction" / "cumulants" / "orb-direct.npy")
+    assert blocks.shape[1:] == (8, 256)
+    assert len(pd.read_csv(work / "reconstruction" / "structures_errors.csv")) == 64
 
 
 def test_growth_exponent():

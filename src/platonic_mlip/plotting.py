@@ -605,3 +605,51 @@ def matrix_heatmap(
     cbar.set_label(cbar_label, fontsize=8)
     ax.set_title(title, fontsize=9)
     return fig
+
+
+def matrix_panels(
+    panels: Mapping[str, np.ndarray],
+    labels: Sequence[str],
+    title: str,
+    controls: Sequence[bool] | None = None,
+    cbar_label: str = "",
+    vmin: float = 0.0,
+    vmax: float = 1.0,
+    cmap: str = "viridis_r",
+    ncols: int = 2,
+    styles: Mapping[str, dict] | None = None,
+):
+    """Annotated heatmaps of several (M, M) matrices (rows and columns both ``labels``), one panel each.
+
+    Asymmetric matrices read rows -> columns (e.g. source -> target). Colours clip at ``vmin``/``vmax``
+    (the printed values do not); ``styles`` {panel title: {vmin, vmax, cmap, cbar_label}} overrides a
+    panel's scale (e.g. a diverging one for differences). Untrained ``controls`` come last, behind a line.
+    """
+    plt = _plt()
+    is_control = np.zeros(len(labels), dtype=bool) if controls is None else np.asarray(controls, dtype=bool)
+    order, n_trained = _controls_last(is_control)
+    shown = [mark_untrained(labels[i]) if is_control[i] else labels[i] for i in order]
+    n = len(shown)
+    rows, cols = grid_shape(len(panels), ncols)
+    size = _cell_size(n) * n + 1.8
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(cols * (size + 1.2), rows * size + 0.6), squeeze=False, layout="constrained"
+    )
+    styles = styles or {}
+    for ax, (name, mat) in zip(axes.ravel(), panels.items(), strict=False):
+        style = dict(vmin=vmin, vmax=vmax, cmap=cmap, cbar_label=cbar_label) | dict(styles.get(name, {}))
+        mat = np.asarray(mat, dtype=float)[np.ix_(order, order)]
+        im = ax.imshow(mat, vmin=style["vmin"], vmax=style["vmax"], cmap=style["cmap"])
+        ax.set_xticks(range(n), shown, rotation=60, ha="right", fontsize=7)
+        ax.set_yticks(range(n), shown, fontsize=7)
+        ax.set_xlabel("target", fontsize=8)
+        ax.set_ylabel("source", fontsize=8)
+        _annotate_cells(ax, im, mat, fontsize=6 if n <= 12 else 5)
+        _mark_control_block(ax, n_trained, n)
+        ax.set_title(name, fontsize=9)
+        cbar = fig.colorbar(im, ax=ax, shrink=0.8, extend="both")
+        cbar.set_label(style["cbar_label"], fontsize=7)
+    for ax in axes.ravel()[len(panels) :]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=10)
+    return fig

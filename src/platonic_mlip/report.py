@@ -150,6 +150,47 @@ def row_labels(rows) -> list[str]:
     return out
 
 
+def second_paper_sentences(summary, bias=None, correlation=None, controls: Sequence[str] = ()) -> list[str]:
+    """Plain sentences on Chorna et al.'s measures for this run, from ``reconstruction/atoms_summary.csv``
+    (``summary``), ``finetune_bias.csv`` (``bias``) and ``papers_rank_correlation.csv`` (``correlation``)."""
+    out = []
+    controls = set(controls)
+    for space, part in summary.groupby("space", sort=False):
+        off = part[(part["source"] != part["target"])]
+        trained = off[~off["source"].isin(controls) & ~off["target"].isin(controls)]
+        if not len(trained):
+            continue
+        where = "raw" if space == "raw" else f"Platonic ({space})"
+        text = f"GFRE between trained models, {where}: mean {trained['gfre'].mean():.2f}"
+        if trained["lfre"].notna().any():
+            text += f"; LFRE mean {trained['lfre'].mean():.2f}"
+        asym = trained.get("gfre_asymmetry")
+        if asym is not None and asym.notna().any():
+            text += f"; largest asymmetry {asym.abs().max():.2f}"
+        out.append(
+            text + " (0 = rebuilt exactly, 1 = no better than the mean; Chorna et al.: 0.66, LFRE 0.37)."
+        )
+    if bias is not None and len(bias):
+        for r in bias.itertuples():
+            out.append(
+                f"{r.model_a} and {r.model_b} ({r.kind}, {r.space}): GFRE {r.gfre_ab:.2f} / "
+                f"{r.gfre_ba:.2f}, unrelated pairs min {r.unrelated_min_gfre:.2f}, median "
+                f"{r.unrelated_median_gfre:.2f}: {r.verdict}."
+            )
+    if correlation is not None and len(correlation):
+        sel = correlation[
+            (correlation["pairs"] == "all pairs") & correlation["alignment"].str.startswith("mknn_")
+        ]
+        for r in sel.itertuples():
+            space = r.alignment.split("_", 1)[1]
+            if r.reconstruction == f"gfre_{space}_mean":
+                out.append(
+                    f"Do the two papers rank the pairs alike? Spearman {r.spearman:.2f} between mutual "
+                    f"k-NN and GFRE similarity ({space}, {r.n_pairs} pairs; 1 = the same order)."
+                )
+    return out
+
+
 def findings_html(
     claims,
     pairwise,
@@ -159,6 +200,7 @@ def findings_html(
     metric: str = "composite",
     n_pairs: int = 3,
     run_name: str = "",
+    second: Sequence[str] = (),
 ) -> str:
     """The report's first page: this run's findings, written from its own tables.
 
@@ -213,6 +255,10 @@ def findings_html(
                     f"<td>{html.escape(name(r.model_b))}</td>{_cell(float(r.value))}</tr>"
                 )
         body.append("</table>")
+    if second:
+        body.append("<h3>The second paper (Chorna et al.) on this run</h3><ul>")
+        body += [f"<li>{html.escape(t)}</li>" for t in second]
+        body.append("</ul>")
     limits = limitations(models, controls, claims)
     if limits:
         body.append("<h3>What this run cannot show</h3><ul>")
@@ -241,6 +287,7 @@ def findings_rst(
     anchors: str,
     metric: str = "composite",
     n_pairs: int = 3,
+    second: Sequence[str] = (),
 ) -> str:
     """The findings of ``findings_html`` as reStructuredText, for the report's landing page.
 
@@ -281,6 +328,11 @@ def findings_rst(
             pairs = [f"{name(r.model_a)} – {name(r.model_b)} {r.value:.3f}" for r in tail.itertuples()]
             out.append("")
             out.append("Least alike: " + "; ".join(pairs) + ".")
+        out.append("")
+    if second:
+        out.append("The second paper (Chorna et al.) on this run:")
+        out.append("")
+        out += [f"- {_rst(t)}" for t in second]
         out.append("")
     limits = limitations(models, controls, claims)
     if limits:

@@ -319,6 +319,30 @@ REPORT_FIGURES = {
         "ours",
         "one model's readout on another's vectors",
     ),
+    "feature_reconstruction": (
+        "Reconstruction",
+        "atom level",
+        "Chorna et al.",
+        "GFRE and LFRE of every ordered pair, raw and Platonic, and the asymmetry",
+    ),
+    "cumulant_orders": (
+        "Reconstruction",
+        "structure level",
+        "Chorna et al.",
+        "what each cumulant order adds, within each model",
+    ),
+    "structure_reconstruction": (
+        "Reconstruction",
+        "structure level",
+        "Chorna et al.",
+        "GFRE and LFRE between models on order-8 cumulant descriptors",
+    ),
+    "finetune_bias": (
+        "Reconstruction",
+        "fine-tuning",
+        "Chorna et al.",
+        "related and fine-tuned models against unrelated pairs",
+    ),
 }
 
 
@@ -367,6 +391,9 @@ def report_tables():
     if PHONONS:
         for name, (title, category) in PH_TABLES.items():
             tables[name] = (f"{PH_DIR}/{name}.csv", title, category, f"{name}_table")
+    if RECONSTRUCTION:
+        for name, (title, category) in REC_TABLES.items():
+            tables[name] = (f"{REC_DIR}/{name}.csv", title, category, f"{name}_table")
     if OTHER_REFERENCES:
         tables["reference_sensitivity"] = (
             f"{RUN}/metrics/reference_sensitivity_summary.csv",
@@ -674,6 +701,7 @@ def all_outputs():
     out += diagnostics_outputs()
     out += finetune_outputs()
     out += phonon_outputs()
+    out += reconstruction_outputs()
     if OTHER_REFERENCES:
         out.append(f"{RUN}/metrics/reference_sensitivity_summary.csv")
     if FULL_SPLIT and "direct" in ANCHOR_SETS and config["anchors"]["published"]:
@@ -840,3 +868,117 @@ def phonon_outputs():
     if not PHONONS:
         return []
     return [f"{PH_DIR}/{name}.csv" for name in PH_TABLES] + figure("phonon_bands")
+
+
+# The second paper (Chorna et al., arXiv 2512.05717) on the same embeddings: config key
+# `reconstruction`, rules in reconstruction.smk, docs/reconstruction.md.
+REC = config["reconstruction"]
+RECONSTRUCTION = REC["enabled"]
+REC_DIR = f"{RUN}/reconstruction"
+REC_STRUCT = REC["structures"]["enabled"]
+if RECONSTRUCTION:
+    _bad = [s for s in REC["spaces"] if s != "raw" and s not in SPACES]
+    if _bad:
+        raise WorkflowError(
+            f"config key 'reconstruction.spaces': {', '.join(map(repr, _bad))} not a space of this run; "
+            f"choose from raw, {', '.join(SPACES)}"
+        )
+    for _pair in REC["related_pairs"]:
+        _unknown = [m for m in _pair if m not in MODELS]
+        if _unknown:
+            raise WorkflowError(
+                f"config key 'reconstruction.related_pairs': {', '.join(map(repr, _unknown))} not a model "
+                f"of this run (config key 'models': {', '.join(MODELS)})"
+            )
+    _unknown = [m for m in REC["structures"]["order_models"] or [] if m not in MODELS]
+    if _unknown:
+        raise WorkflowError(
+            f"config key 'reconstruction.structures.order_models': {', '.join(map(repr, _unknown))} not a "
+            f"model of this run (config key 'models': {', '.join(MODELS)})"
+        )
+    if REC_STRUCT and REC["structures"]["order"] > REC["structures"]["max_order"]:
+        raise WorkflowError(
+            "config key 'reconstruction.structures.order' "
+            f"({REC['structures']['order']}) exceeds 'reconstruction.structures.max_order' "
+            f"({REC['structures']['max_order']})"
+        )
+#: the reconstruction tables in the report: name -> (title, category)
+REC_TABLES = {
+    "atoms_summary": (
+        "Feature reconstruction errors (GFRE, LFRE) of every ordered model pair, per space, with intervals",
+        "Reconstruction",
+    ),
+    "papers_side_by_side": (
+        "Both papers' measures for every model pair: Platonic alignment beside reconstruction errors",
+        "Reconstruction",
+    ),
+    "papers_rank_correlation": (
+        "Rank correlation across model pairs of each alignment score with each reconstruction similarity",
+        "Reconstruction",
+    ),
+    "papers_disagreements": (
+        "The model pairs the two papers' measures rank furthest apart",
+        "Reconstruction",
+    ),
+    "layer_dependence_summary": (
+        "How each paper's answer changes when a checkpoint's features come from another layer",
+        "Reconstruction",
+    ),
+    "finetune_bias": (
+        "Fine-tuned and related models against unrelated pairs: does fine-tuning keep its pre-training bias?",
+        "Reconstruction",
+    ),
+}
+if RECONSTRUCTION and REC_STRUCT:
+    REC_TABLES["single_atom_structures"] = (
+        "Structures left out of the cumulant descriptors (single atom, or skipped by a model)",
+        "Reconstruction",
+    )
+#: the models whose cumulant orders are compared within the model
+REC_ORDER_MODELS = list(REC["structures"]["order_models"] or MODELS)
+REC_FT_EVAL = (
+    [f"{FT_DIR}/eval/{r}/embeddings.npz" for r in FT_RUNS]
+    if RECONSTRUCTION and REC["finetuned"] and FINETUNE
+    else []
+)
+
+
+def reconstruction_matrices(wildcards):
+    """The matrices of every model in one space (raw embeddings or a Platonic space) and the metadata."""
+    base = (
+        f"{RUN}/embeddings"
+        if wildcards.space == "raw"
+        else f"{RUN}/platonic/{wildcards.space}"
+    )
+    return {
+        "matrices": [f"{base}/{m}.npy" for m in MODELS],
+        "meta": [f"{RUN}/embeddings/{m}.json" for m in MODELS],
+    }
+
+
+def reconstruction_options():
+    opts = f"--n-test {REC['n_test']} --seed {REC['seed']} --stratify {REC['stratify']}"
+    opts += f" --repeats {REC['repeats']} --max-train {REC['max_train'] or 0}"
+    opts += f" --lfre-test {REC['lfre_test'] or 0}" + (
+        "" if REC["lfre"] else " --no-lfre"
+    )
+    return opts
+
+
+def structure_options():
+    st = REC["structures"]
+    opts = (
+        f"--n-test {st['n_test']} --seed {REC['seed']} --lfre-k-max {st['lfre_k_max']}"
+    )
+    opts += f" --max-train {st['max_train'] or 0}"
+    return opts + ("" if st["lfre"] else " --no-lfre")
+
+
+def reconstruction_outputs():
+    if not RECONSTRUCTION:
+        return []
+    out = [f"{REC_DIR}/{name}.csv" for name in REC_TABLES]
+    out += figure("feature_reconstruction") + figure("finetune_bias")
+    if REC_STRUCT:
+        out += figure("cumulant_orders") + figure("structure_reconstruction")
+    return out

@@ -6,6 +6,15 @@ rule report_findings:
     input:
         claims=rules.claims.output.csv,
         pairwise=rules.pairwise_metrics.output.csv,
+        second=(
+            [
+                f"{REC_DIR}/atoms_summary.csv",
+                f"{REC_DIR}/finetune_bias.csv",
+                f"{REC_DIR}/papers_rank_correlation.csv",
+            ]
+            if RECONSTRUCTION
+            else []
+        ),
     output:
         html=report(
             f"{RUN}/report/findings.html",
@@ -32,12 +41,18 @@ rule report_findings:
         run=config["run_name"],
         # the introduction, named from the checkout; its digest makes an edit rerun the job
         intro=sh_path(INTRO),
+        second=lambda wc, input: (
+            f"--reconstruction {input.second[0]} --finetune-bias {input.second[1]}"
+            f" --rank-correlation {input.second[2]}"
+            if input.second
+            else ""
+        ),
         intro_sha256=sha256_of(INTRO),
     shell:
         "{params.py} {params.script} findings --claims {input.claims} --pairwise {input.pairwise}"
         " --models {params.models:q} --controls {params.controls} --anchors {params.anchors}"
         " --run-name {params.run:q} --landing {params.intro} --out-landing {output.landing}"
-        " --out {output.html} > {log} 2>&1"
+        " {params.second} --out {output.html} > {log} 2>&1"
         f"{ON_FAILURE}"
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from platonic_mlip.cli import run
 from platonic_mlip.io import write_text
-from platonic_mlip.report import findings_html, findings_rst, table_html
+from platonic_mlip.report import findings_html, findings_rst, second_paper_sentences, table_html
 
 
 def main(argv=None):
@@ -29,6 +29,9 @@ def main(argv=None):
     f.add_argument("--run-name", default="")
     f.add_argument("--landing", default=None, help="the report's landing text (.rst) to extend")
     f.add_argument("--out-landing", default=None, help="the landing text with this run's findings")
+    f.add_argument("--reconstruction", default=None, help="reconstruction/atoms_summary.csv (Chorna et al.)")
+    f.add_argument("--finetune-bias", default=None, help="reconstruction/finetune_bias.csv")
+    f.add_argument("--rank-correlation", default=None, help="reconstruction/papers_rank_correlation.csv")
     f.add_argument("--out", required=True)
     t = sub.add_parser("table", help="a CSV table as a standalone HTML page")
     t.add_argument("--csv", required=True)
@@ -42,10 +45,20 @@ def main(argv=None):
         claims = pd.read_csv(args.claims, keep_default_na=False, na_values=[""])
         pairwise = pd.read_csv(args.pairwise, keep_default_na=False, na_values=[""])
         models = json.loads(args.models)
-        page = findings_html(claims, pairwise, models, args.controls, args.anchors, run_name=args.run_name)
+        second = []
+        if args.reconstruction:
+            second = second_paper_sentences(
+                pd.read_csv(args.reconstruction),
+                pd.read_csv(args.finetune_bias) if args.finetune_bias else None,
+                pd.read_csv(args.rank_correlation) if args.rank_correlation else None,
+                args.controls,
+            )
+        page = findings_html(
+            claims, pairwise, models, args.controls, args.anchors, run_name=args.run_name, second=second
+        )
         if args.out_landing:
             intro = open(args.landing).read().rstrip("\n") + "\n\n" if args.landing else ""
-            rst = findings_rst(claims, pairwise, models, args.controls, args.anchors)
+            rst = findings_rst(claims, pairwise, models, args.controls, args.anchors, second=second)
             write_text(args.out_landing, intro + rst)
     else:
         frame = pd.read_csv(args.csv, keep_default_na=False, na_values=[""])

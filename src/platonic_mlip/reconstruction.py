@@ -1,0 +1,479 @@
+"""Feature reconstruction errors (GFRE, LFRE) of Chorna et al. (arXiv 2512.05717), computed fast.
+
+How much of a target feature space Y can a linear map rebuild from a source space X? The definitions
+are scikit-matter's ``global_reconstruction_error`` and ``local_reconstruction_error`` with their
+default settings (Goscinski et al. 2021), which are the settings Chorna et al. use:
+
+- **scaling**: each matrix is centred by its train column means and divided by the square root of its
+  total train variance (skmatter's ``StandardFlexibleScaler``), so an error of 1 means "no better than
+  the mean";
+- **regression**: skmatter's ``Ridge2FoldCV``: no intercept; the cutoff of singular values below
+  ``alpha * s_max`` chosen among ``alphas = geomspace(1e-9, 0.9, 20)`` (relative) by 2-fold
+  cross-validation (``KFold(2, shuffle=True, random_state=0x5F3759DF)``) on the root-mean-square error
+  averaged over target columns;
+- **GFRE** = sqrt(mean over test rows of ||y_i - W x_i||^2), W fitted on the train rows;
+- **LFRE**: for every test row, the ``k`` train rows nearest to it in the scaled source space, centred
+  on their own means, give a local map; LFRE = sqrt(mean over test rows of the local errors^2).
+
+skmatter refits everything for every (source, target) pair and one regression per test row, each
+through scikit-learn's scorer. Here what depends on the source alone (scaling, folds, singular value
+decompositions, neighbourhoods) is computed once per source (``SourceFit``) and reused for every target,
+the cross-validation of every cutoff is read off Gram matrices, and the local regressions of all test
+rows run as batched linear algebra. ``tests/test_reconstruction.py`` checks the numbers against
+skmatter's own functions. Differences from skmatter, both documented as ours: ties between equally
+distant neighbours go to the lower train row (skmatter's unstable sort leaves them to chance), and the
+cross-validation scores, read off Gram matrices, are exact to about 1e-8 only: where the target is rebuilt
+almost exactly (error below ~1e-8) from an ill-conditioned source, another cutoff may be chosen and the
+(tiny) error differs from skmatter's.
+
+Shapes: X (n, d) source, Y (n, d') target, rows are atoms (or structures) in the same order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+ALPHAS = np.geomspace(1e-9, 0.9, 20)
+CV_SEED = 0x5F3759DF
+_EPS = np.spacing(1.0)
+
+
+class ReconstructionError(ValueError):
+    """A matrix that cannot be used (zero variance, too few rows); the message names it."""
+
+
+def flexible_scale(
+    train: np.ndarray, test: np.ndarray, name: str = "matrix"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Centre by the train column means and divide by sqrt(total train variance) (skmatter's
+    ``StandardFlexibleScaler``). train (n, d), test (t, d) -> both scaled, float64."""
+    train = np.asarray(train, dtype=np.float64)
+    test = np.asarray(test, dtype=np.float64)
+    mean = train.mean(axis=0)
+    var = ((train - mean) ** 2).mean(axis=0).sum()
+    if var < 1e-12:  # skmatter's StandardFlexibleScaler: atol 1e-12, rtol 0
+        raise ReconstructionError(f"{name}: the train rows have zero variance; no error can be scaled")
+    scale = np.sqrt(var)
+    return (train - mean) / scale, (test - mean) / scale
+
+
+def two_folds(n: int, random_state: int = CV_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """The two folds skmatter's ``Ridge2FoldCV`` uses for n rows (scikit-learn's shuffled ``KFold``)."""
+    from sklearn.model_selection import KFold
+
+    first, second = next(KFold(n_splits=2, shuffle=True, random_state=random_state).split(np.zeros((n, 1))))
+    return first, second
+
+
+# ----------------------------------------------------------------------------------------------------
+# the cross-validated cutoff, for one matrix (global) or a batch of small ones (local)
+# ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Fold:
+    """A fit on one fold evaluated on the other, for a batch of b problems (b = 1 for GFRE).
+
+    u (b, m1, r) left singular vectors of the fit fold; s (b, r); rank (b,) kept above rcond;
+    a (b, m2, r) = X_eval V / s (zero beyond rank); gram (b, r, r) = a^T a.
+    """
+
+    u: np.ndarray
+    s: np.ndarray
+    rank: np.ndarray
+    a: np.ndarray
+    gram: np.ndarray
+    lower: np.ndarray = field(init=False)
+
+    def __post_init__(self):
+        self.lower = np.tril(self.gram, -1)
+
+
+def _fold(x_fit: np.ndarray, x_eval: np.ndarray, rcond: float) -> _Fold:
+    u, s, vt = np.linalg.svd(x_fit, full_matrices=False)
+    rank = np.sum(s > rcond, axis=-1)
+    keep = np.arange(s.shape[-1]) < rank[:, None]
+    inv = np.where(keep, 1.0 / np.where(keep, s, 1.0), 0.0)
+    a = (x_eval @ np.swapaxes(vt, -1, -2)) * inv[:, None, :]
+    return _Fold(u=u, s=s, rank=rank, a=a, gram=np.swapaxes(a, -1, -2) @ a)
+
+
+def _cv_rmse(fold: _Fold, y_fit: np.ndarray, y_eval: np.ndarray, scaled_alphas: np.ndarray) -> np.ndarray:
+    """Mean over target columns of the evaluation-fold RMSE, for every alpha: (b, n_alphas).
+
+    The prediction with the first m singular components is a[:, :m] @ B[:m], B = u^T y_fit; its squared
+    error per column is yy - 2 sum_j<m B_j C_j + sum_j,l<m B_j G_jl B_l with C = a^T y_eval (cumulative
+    sums over m, so every cutoff costs one lookup).
+    """
+    b = np.swapaxes(fold.u, -1, -2) @ y_fit  # (b, r, d')
+    c = np.swapaxes(fold.a, -1, -2) @ y_eval  # (b, r, d')
+    yy = np.sum(y_eval**2, axis=-2)  # (b, d')
+    lin = np.cumsum(b * c, axis=-2)
+    quad = np.cumsum(
+        2.0 * b * (fold.lower @ b) + np.diagonal(fold.gram, axis1=-2, axis2=-1)[..., None] * b**2, -2
+    )
+    zero = np.zeros_like(yy)[:, None, :]
+    sse = yy[:, None, :] - 2.0 * np.concatenate([zero, lin], -2) + np.concatenate([zero, quad], -2)
+    rmse = np.sqrt(np.maximum(sse, 0.0) / y_eval.shape[-2]).mean(axis=-1)  # (b, r + 1)
+    m = np.minimum(fold.rank[:, None], np.sum(fold.s[:, None, :] > scaled_alphas[..., None], axis=-1))
+    return np.take_along_axis(rmse, m, axis=1)
+
+
+@dataclass
+class _Ridge:
+    """The source side of skmatter's ``Ridge2FoldCV`` for a batch of b design matrices x (b, m, d)."""
+
+    first: _Fold
+    second: _Fold
+    folds: tuple[np.ndarray, np.ndarray]
+    scaled_alphas: np.ndarray  # (b, n_alphas)
+    u: np.ndarray
+    s: np.ndarray
+    vt: np.ndarray
+
+    @classmethod
+    def build(cls, x: np.ndarray, alphas: np.ndarray) -> _Ridge:
+        m, d = x.shape[-2:]
+        f1, f2 = two_folds(m)
+        rcond = max(m, d) * _EPS
+        first = _fold(x[:, f1], x[:, f2], rcond)
+        second = _fold(x[:, f2], x[:, f1], rcond)
+        smax = np.maximum(first.s.max(axis=-1), second.s.max(axis=-1))
+        u, s, vt = np.linalg.svd(x, full_matrices=False)
+        return cls(first, second, (f1, f2), np.asarray(alphas)[None, :] * smax[:, None], u, s, vt)
+
+    def best(self, y: np.ndarray) -> np.ndarray:
+        """(b,) the number of singular components kept by the cross-validated cutoff for targets y."""
+        f1, f2 = self.folds
+        loss = 0.5 * (
+            _cv_rmse(self.first, y[:, f1], y[:, f2], self.scaled_alphas)
+            + _cv_rmse(self.second, y[:, f2], y[:, f1], self.scaled_alphas)
+        )
+        pick = np.argmin(loss, axis=1)  # first of equals, as skmatter's argmax of the negated score
+        alpha = np.take_along_axis(self.scaled_alphas, pick[:, None], axis=1)
+        return np.sum(self.s > alpha, axis=-1)
+
+    def predict(self, y: np.ndarray, x_new: np.ndarray) -> np.ndarray:
+        """Predictions at x_new (b, t, d) of the map fitted to targets y (b, m, d'): (b, t, d')."""
+        n = self.best(y)
+        keep = np.arange(self.s.shape[-1]) < n[:, None]
+        inv = np.where(keep, 1.0 / np.where(keep, self.s, 1.0), 0.0)
+        z = (x_new @ np.swapaxes(self.vt, -1, -2)) * inv[:, None, :]
+        return z @ (np.swapaxes(self.u, -1, -2) @ y)
+
+
+# ----------------------------------------------------------------------------------------------------
+# one source, many targets
+# ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SourceFit:
+    """Everything GFRE and LFRE need of one source matrix, reused for every target.
+
+    Build with ``SourceFit.build(x, train, test)``: x (n, d), train/test row indices. ``neighbours``
+    (t, k_max) are the train rows nearest to each test row (scaled source, squared Euclidean, ties to
+    the lower row), filled by ``with_neighbours``.
+    """
+
+    name: str
+    x_train: np.ndarray
+    x_test: np.ndarray
+    alphas: np.ndarray
+    ridge: _Ridge
+    neighbours: np.ndarray | None = None
+    lfre_rows: np.ndarray | None = None
+    _local: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def build(cls, x: np.ndarray, train: np.ndarray, test: np.ndarray, name: str = "source", alphas=ALPHAS):
+        x_train, x_test = flexible_scale(np.asarray(x)[train], np.asarray(x)[test], name)
+        ridge = _Ridge.build(x_train[None], np.asarray(alphas, dtype=np.float64))
+        return cls(name, x_train, x_test, np.asarray(alphas, dtype=np.float64), ridge)
+
+    @property
+    def dim(self) -> int:
+        return self.x_train.shape[1]
+
+    def with_neighbours(self, k_max: int, rows: np.ndarray | None = None, chunk: int = 64) -> SourceFit:
+        """Find the k_max nearest train rows of the test rows ``rows`` (default all; LFRE is computed on
+        these) in chunks (memory chunk x n_train)."""
+        self.lfre_rows = np.arange(len(self.x_test)) if rows is None else np.asarray(rows)
+        x_test = self.x_test[self.lfre_rows]
+        n = len(self.x_train)
+        if k_max > n:
+            raise ReconstructionError(f"{self.name}: LFRE needs k={k_max} neighbours but has {n} train rows")
+        sq_train = np.sum(self.x_train**2, axis=1)
+        out = np.empty((len(x_test), k_max), dtype=np.int64)
+        rows = np.arange(n)
+        for lo in range(0, len(x_test), chunk):
+            xt = x_test[lo : lo + chunk]
+            d2 = sq_train[None, :] + np.sum(xt**2, axis=1)[:, None] - 2.0 * xt @ self.x_train.T
+            part = (
+                np.argpartition(d2, k_max - 1, axis=1)[:, :k_max]
+                if k_max < n
+                else np.tile(rows, (len(xt), 1))
+            )
+            # order the kept rows by (distance, row): ties to the lower row
+            dist = np.take_along_axis(d2, part, axis=1)
+            kth = dist.max(axis=1, keepdims=True)
+            for i in np.flatnonzero(np.sum(d2 <= kth, axis=1) > k_max):  # a tie straddles the k-th place
+                cand = np.flatnonzero(d2[i] <= kth[i])
+                part[i] = cand[np.lexsort((cand, d2[i, cand]))][:k_max]
+            dist = np.take_along_axis(d2, part, axis=1)
+            order = np.lexsort((part, dist), axis=1)
+            out[lo : lo + chunk] = np.take_along_axis(part, order, axis=1)
+        self.neighbours = out
+        self._local.clear()
+        return self
+
+    def local(self, k: int, lo: int, hi: int):
+        """Batched local problems of test rows lo:hi with k neighbours: (ridge, local means, centred x)."""
+        key = (k, lo, hi)
+        if key not in self._local:
+            if self.neighbours is None or self.neighbours.shape[1] < k:
+                self.with_neighbours(k, self.lfre_rows)
+            nb = self.neighbours[lo:hi, :k]
+            lx = self.x_train[nb]  # (b, k, d)
+            mean = lx.mean(axis=1, keepdims=True)
+            self._local[key] = (nb, _Ridge.build(lx - mean, self.alphas), mean)
+        return self._local[key]
+
+
+def _target(y: np.ndarray, train: np.ndarray, test: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    return flexible_scale(np.asarray(y)[train], np.asarray(y)[test], name)
+
+
+def gfre_pointwise(source: SourceFit, y_train: np.ndarray, y_test: np.ndarray) -> np.ndarray:
+    """(t,) per test row ||y_i - W x_i|| of the global map, y scaled (``flexible_scale``)."""
+    pred = source.ridge.predict(y_train[None], source.x_test[None])[0]
+    return np.linalg.norm(y_test - pred, axis=1)
+
+
+def lfre_pointwise(
+    source: SourceFit, y_train: np.ndarray, y_test: np.ndarray, k: int, chunk: int = 128
+) -> np.ndarray:
+    """(t',) per LFRE test row (``source.lfre_rows``, default every test row) the error of its local map
+    from its k nearest train rows, y scaled; y_test holds every test row."""
+    if source.lfre_rows is None:
+        source.with_neighbours(k)
+    rows = source.lfre_rows
+    x_test, y_test = source.x_test[rows], np.asarray(y_test)[rows]
+    out = np.empty(len(rows))
+    for lo in range(0, len(rows), chunk):
+        hi = min(lo + chunk, len(rows))
+        nb, ridge, x_mean = source.local(k, lo, hi)
+        ly = y_train[nb]  # (b, k, d')
+        y_mean = ly.mean(axis=1, keepdims=True)
+        pred = y_mean + ridge.predict(ly - y_mean, x_test[lo:hi, None, :] - x_mean)
+        out[lo:hi] = np.linalg.norm(y_test[lo:hi] - pred[:, 0, :], axis=1)
+    return out
+
+
+def root_mean_square(errors: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.asarray(errors) ** 2)))
+
+
+def reconstruction_errors(
+    x: np.ndarray,
+    y: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    k: int | None = None,
+    lfre: bool = True,
+    names: tuple[str, str] = ("source", "target"),
+) -> dict[str, float]:
+    """GFRE and LFRE of reconstructing y (n, d') from x (n, d) for one split.
+
+    k: LFRE neighbourhood (default min(d, d'), the paper's choice). Returns {"gfre", "lfre", "k"}.
+    For many pairs build one ``SourceFit`` per source instead (``pair_errors``).
+    """
+    source = SourceFit.build(x, train, test, names[0])
+    return pair_errors(source, *_target(y, train, test, names[1]), k=k, lfre=lfre)
+
+
+def pair_errors(
+    source: SourceFit,
+    y_train: np.ndarray,
+    y_test: np.ndarray,
+    k: int | None = None,
+    lfre: bool = True,
+    gfre: bool = True,
+) -> dict[str, float]:
+    """{"gfre", "lfre", "k"} of a built source against one scaled target (``flexible_scale``); a measure
+    not asked for is NaN."""
+    k = min(source.dim, y_train.shape[1]) if k is None else int(k)
+    out = {"gfre": np.nan, "k": k, "lfre": np.nan}
+    if gfre:
+        out["gfre"] = root_mean_square(gfre_pointwise(source, y_train, y_test))
+    if lfre:
+        if k < 2:
+            raise ReconstructionError(f"{source.name}: LFRE needs k >= 2 neighbours (2-fold fits), got k={k}")
+        out["lfre"] = root_mean_square(lfre_pointwise(source, y_train, y_test, k))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# test sets
+# ----------------------------------------------------------------------------------------------------
+
+#: crystal systems by space-group number (International Tables): upper bound of each range
+CRYSTAL_SYSTEMS = (
+    (2, "triclinic"),
+    (15, "monoclinic"),
+    (74, "orthorhombic"),
+    (142, "tetragonal"),
+    (167, "trigonal"),
+    (194, "hexagonal"),
+    (230, "cubic"),
+)
+
+
+def crystal_system(spacegroup) -> np.ndarray:
+    """(n,) crystal system of each space-group number; ``"unknown"`` where missing or out of 1..230."""
+    sg = np.asarray(spacegroup, dtype=np.float64)
+    out = np.full(sg.shape, "unknown", dtype=object)
+    lower = 1
+    for upper, name in CRYSTAL_SYSTEMS:
+        out[(sg >= lower) & (sg <= upper)] = name
+        lower = upper + 1
+    return out
+
+
+def stratified_split(
+    strata: np.ndarray, n_test: int, seed: int, max_train: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded test rows stratified by ``strata`` (n,) (scikit-learn's ``train_test_split``) and the train
+    rows: the rest, or a seeded random ``max_train`` of them. Both sorted. A stratum too small to split
+    is pooled with the others ("rare")."""
+    from sklearn.model_selection import train_test_split
+
+    strata = np.asarray(strata, dtype=object).copy()
+    n = len(strata)
+    if not 0 < n_test < n:
+        raise ReconstructionError(f"a test set of {n_test} rows needs more than {n_test} rows; have {n}")
+    names, counts = np.unique(strata.astype(str), return_counts=True)
+    rare = set(names[counts < 2])
+    if rare:
+        # pooled; a pool of one row joins the largest stratum (else nothing could be stratified)
+        pool = "rare" if len(rare) > 1 else str(names[np.argmax(counts)])
+        strata[np.isin(strata.astype(str), list(rare))] = pool
+    labels = strata.astype(str)
+    try:
+        train, test = train_test_split(np.arange(n), test_size=n_test, random_state=seed, stratify=labels)
+    except ValueError:  # too many strata for the test size: plain random split
+        train, test = train_test_split(np.arange(n), test_size=n_test, random_state=seed)
+    train = np.sort(train)
+    if max_train is not None and len(train) > max_train:
+        train = np.sort(np.random.default_rng(seed).choice(train, max_train, replace=False))
+    return train, np.sort(test)
+
+
+# ----------------------------------------------------------------------------------------------------
+# every ordered pair of a set of spaces
+# ----------------------------------------------------------------------------------------------------
+
+
+def error_table(
+    matrices: dict[str, np.ndarray],
+    train: np.ndarray,
+    test: np.ndarray,
+    lfre: bool = True,
+    k_max: int | None = None,
+    workers: int = 1,
+    log=None,
+    gfre: bool = True,
+    lfre_rows: np.ndarray | None = None,
+) -> list[dict]:
+    """GFRE and LFRE of every ordered pair (source, target) of ``matrices`` {name: (n, d)}, diagonal
+    included, on one split. LFRE neighbourhood k = min(d_source, d_target), capped at ``k_max``; LFRE on
+    the test rows ``lfre_rows`` (positions in ``test``; default all), GFRE on every test row.
+
+    Returns rows {source, target, gfre, lfre, k, n_train, n_test, seconds}; sources run ``workers`` at a
+    time (threads: the linear algebra releases the GIL). Scaled targets are kept for the whole call.
+    """
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = list(matrices)
+    targets = {m: _target(matrices[m], train, test, m) for m in names}
+
+    def k_of(s, t):
+        k = min(matrices[s].shape[1], matrices[t].shape[1])
+        return k if k_max is None else min(k, int(k_max))
+
+    def one_source(s):
+        t0 = time.perf_counter()
+        source = SourceFit.build(matrices[s], train, test, s)
+        if lfre:
+            source.with_neighbours(max(k_of(s, t) for t in names), lfre_rows)
+        rows = []
+        for t in names:
+            t1 = time.perf_counter()
+            err = pair_errors(source, *targets[t], k=k_of(s, t), lfre=lfre, gfre=gfre)
+            rows.append(
+                dict(
+                    source=s,
+                    target=t,
+                    gfre=err["gfre"],
+                    lfre=err["lfre"],
+                    k=err["k"] if lfre else np.nan,
+                    n_train=len(train),
+                    n_test=len(test),
+                    n_test_lfre=len(test if lfre_rows is None else lfre_rows) if lfre else 0,
+                    seconds=time.perf_counter() - t1,
+                )
+            )
+        if log:
+            log(f"{s}: {len(names)} targets in {time.perf_counter() - t0:.1f} s")
+        return rows
+
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            parts = list(pool.map(one_source, names))
+    else:
+        parts = [one_source(s) for s in names]
+    return [row for part in parts for row in part]
+
+
+def summarise(rows, keys=("space", "source", "target"), measures=("gfre", "lfre"), level: float = 0.95):
+    """Per ``keys`` group of a long table with a ``draw`` column (0 = the protocol's test set, 1..R
+    redrawn): ``<m>`` (draw 0), ``<m>_mean``, ``<m>_std``, ``<m>_lo``/``<m>_hi`` (percentile interval of
+    draws 1..R at ``level``; NaN without redrawn sets) and ``n_draws``. Returns a DataFrame."""
+    import pandas as pd
+
+    table = pd.DataFrame(rows)
+    out = []
+    tail = (1.0 - level) / 2.0
+    for key, group in table.groupby(list(keys), sort=False):
+        row = dict(zip(keys, key, strict=True))
+        first = group[group["draw"] == 0]
+        redrawn = group[group["draw"] > 0]
+        for m in measures:
+            vals = redrawn[m].to_numpy(dtype=float)
+            vals = vals[np.isfinite(vals)]
+            row[m] = float(first[m].iloc[0]) if len(first) else np.nan
+            row[f"{m}_mean"] = float(vals.mean()) if len(vals) else np.nan
+            row[f"{m}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else np.nan
+            row[f"{m}_lo"] = float(np.quantile(vals, tail)) if len(vals) else np.nan
+            row[f"{m}_hi"] = float(np.quantile(vals, 1.0 - tail)) if len(vals) else np.nan
+        row["n_draws"] = int(len(redrawn))
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def matrix(table, measure: str, names, source: str = "source", target: str = "target") -> np.ndarray:
+    """(M, M) matrix of ``measure`` with rows = source and columns = target, in ``names`` order."""
+    pos = {m: i for i, m in enumerate(names)}
+    out = np.full((len(names), len(names)), np.nan)
+    for s, t, v in zip(table[source], table[target], table[measure], strict=True):
+        if s in pos and t in pos:
+            out[pos[s], pos[t]] = v
+    return out
+
+
+def asymmetry(mat: np.ndarray) -> np.ndarray:
+    """(M, M) ``mat - mat.T``: positive where reconstructing the column from the row is the harder way."""
+    return np.asarray(mat) - np.asarray(mat).T
