@@ -76,8 +76,9 @@ def test_paper_config_builds_the_whole_dag(tmp_path):
     counts = rule_counts(res.stdout + res.stderr)
     # 27,136 structures in shards of 2,000 -> 14 shards per model
     assert counts["embed"] == 8 * 14  # one job per checkpoint and shard, every family
-    assert counts["gather_embeddings"] == 8
-    assert counts["project"] == 16  # 8 models x 2 anchor sets
+    # 10 models: the 8 checkpoints, two MACE ones also at their last layer (the second paper's)
+    assert counts["gather_embeddings"] == 10
+    assert counts["project"] == 20  # 10 models x 2 anchor sets
     assert counts["anchor_sweep"] == 9  # K = 3 ... 400
     for rule in (
         "claims",
@@ -103,7 +104,7 @@ def test_paper_config_builds_the_whole_dag(tmp_path):
     ):
         assert rule in counts, rule
     assert counts["embed_probes"] == 8  # the probe structures: one job per checkpoint, unsharded
-    assert counts["project_probes"] == 16
+    assert counts["project_probes"] == 20
     # Fig. 5a-e: MACE-MP-0 small fine-tuned naively and multi-head, 3 seeds each
     assert counts["finetune"] == counts["finetune_evaluate"] == 6
     for rule in (

@@ -780,8 +780,19 @@ def structures_options():
 PH = config["phonons"]
 PHONONS = PH["enabled"]
 PH_DIR = f"{RUN}/phonons"
+
+
+def first_per_checkpoint(models):
+    """The first model of each checkpoint among ``models``, in order."""
+    out = {}
+    for m in models:
+        out.setdefault(MODELS[m]["checkpoint"], m)
+    return list(out.values())
+
+
+# by default every trained checkpoint once: phonons depend on the checkpoint, not on the layer read
 PH_MODELS = (
-    [m for m in MODELS if m not in CONTROLS]
+    first_per_checkpoint([m for m in MODELS if m not in CONTROLS])
     if PH["models"] is None
     else list(PH["models"])
 )

@@ -40,6 +40,24 @@ def structure_split(structures: pd.DataFrame, n_test: int, seed: int, max_train:
     return stratified_split(strata, n_test, seed, max_train or None)
 
 
+def add_structure_arguments(ap: argparse.ArgumentParser) -> None:
+    """The options both structure-level scripts take (this one and structure_reconstruction.py)."""
+    ap.add_argument("--models", nargs="+", required=True)
+    ap.add_argument("--labels", default="{}")
+    ap.add_argument("--controls", nargs="*", default=[])
+    ap.add_argument("--cumulants", nargs="+", required=True, help="one blocks .npy per model, in order")
+    ap.add_argument("--structures", required=True, help="the kept structures (structure_cumulants)")
+    ap.add_argument("--n-test", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lfre-k-max", type=int, default=100)
+    ap.add_argument("--max-train", type=int, default=0, help="seeded cap on train structures (0 = all)")
+    ap.add_argument("--no-lfre", action="store_true")
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--dpi", type=int, default=150)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--out-fig", nargs="+", required=True)
+
+
 def figure(table: pd.DataFrame, models, labels, controls, top: int):
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained", sharey=False)
@@ -63,20 +81,7 @@ def figure(table: pd.DataFrame, models, labels, controls, top: int):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--models", nargs="+", required=True)
-    ap.add_argument("--labels", default="{}")
-    ap.add_argument("--controls", nargs="*", default=[])
-    ap.add_argument("--cumulants", nargs="+", required=True, help="one blocks .npy per model, in order")
-    ap.add_argument("--structures", required=True, help="the kept structures (structure_cumulants)")
-    ap.add_argument("--n-test", type=int, default=1000)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--lfre-k-max", type=int, default=100)
-    ap.add_argument("--max-train", type=int, default=0, help="seeded cap on train structures (0 = all)")
-    ap.add_argument("--no-lfre", action="store_true")
-    ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--dpi", type=int, default=150)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--out-fig", nargs="+", required=True)
+    add_structure_arguments(ap)
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     structures = pd.read_csv(args.structures)

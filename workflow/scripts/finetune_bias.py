@@ -116,7 +116,11 @@ def main(argv=None):
             rows.append(row)
     if args.finetune_eval:
         rows += arm_rows(args.finetune_eval, args.finetune_atoms, args.n_test, args.seed)
-    table = pd.DataFrame(rows)
+    base = ["kind", "model_a", "model_b", "space", "gfre_ab", "gfre_ba", "lfre_ab", "lfre_ba"]
+    table = pd.DataFrame(rows, columns=[*base, *(["n_atoms"] if args.finetune_eval else [])])
+    table["compared_space"] = pd.Series(dtype=object)
+    if table.empty:
+        print("no related pairs and no fine-tuning arms: nothing to compare (reconstruction.related_pairs)")
     first_space = next(iter(reference)) if reference else None
     for i, row in table.iterrows():
         space = row["space"] if row["space"] in reference else first_space
@@ -174,11 +178,9 @@ def main(argv=None):
         ax.tick_params(axis="x", labelsize=6)
         ax.set_ylabel("GFRE (both directions)")
         ax.set_title("raw" if space == "raw" else f"Platonic ({space})", fontsize=9)
-        shown = np.concatenate(
-            [
-                np.ravel(list(parts.values())[0] + list(parts.values())[1]),
-                sel[["gfre_ab", "gfre_ba"]].to_numpy().ravel(),
-            ]
+        shown = np.asarray(
+            [*(v for vals in parts.values() for v in vals), *sel[["gfre_ab", "gfre_ba"]].to_numpy().ravel()],
+            dtype=float,
         )
         shown = shown[np.isfinite(shown)]
         ax.set_ylim(0, max(1.1, 1.05 * shown.max()) if len(shown) else 1.1)

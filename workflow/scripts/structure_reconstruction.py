@@ -17,7 +17,7 @@ import time
 import _paths  # noqa: F401
 import numpy as np
 import pandas as pd
-from cumulant_orders import structure_split
+from cumulant_orders import add_structure_arguments, structure_split
 
 from platonic_mlip.cli import run
 from platonic_mlip.cumulants import descriptor
@@ -28,21 +28,8 @@ from platonic_mlip.reconstruction import ReconstructionError, error_table, matri
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--models", nargs="+", required=True)
-    ap.add_argument("--labels", default="{}")
-    ap.add_argument("--controls", nargs="*", default=[])
-    ap.add_argument("--cumulants", nargs="+", required=True, help="one blocks .npy per model, in order")
-    ap.add_argument("--structures", required=True)
+    add_structure_arguments(ap)
     ap.add_argument("--order", type=int, default=8)
-    ap.add_argument("--n-test", type=int, default=1000)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--lfre-k-max", type=int, default=100)
-    ap.add_argument("--max-train", type=int, default=0, help="seeded cap on train structures (0 = all)")
-    ap.add_argument("--no-lfre", action="store_true")
-    ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--dpi", type=int, default=150)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--out-fig", nargs="+", required=True)
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     structures = pd.read_csv(args.structures)
