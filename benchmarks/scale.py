@@ -95,6 +95,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--rec-max-train-atoms", type=int, default=50_000, help="train atoms at most (paper config: 50,000)"
     )
     p.add_argument("--rec-lfre-test", type=int, default=0, help="LFRE test atoms (0 = all test atoms)")
+    p.add_argument("--rec-lfre-repeats", type=int, default=1, help="redrawn sets with LFRE (paper config: 1)")
     p.add_argument("--rec-max-train", type=int, default=5000, help="train structures at most (paper config)")
     p.add_argument(
         "--quick", action="store_true", help="tiny run (2,500 atoms, K 20, 200-atom samples, 3 repeats)"
@@ -206,7 +207,7 @@ def stage_calls(stage: str, workdir: Path, args) -> tuple[str, list[list[str]]]:
         argv = ["--atoms", atoms, "--space", space, "--models", *names, "--matrices", *files, "--meta", *meta]
         argv += ["--n-test", str(args.rec_n_test), "--repeats", str(args.rec_repeats), "--workers", "2"]
         argv += ["--lfre-test", str(args.rec_lfre_test), "--stratify", "none"]
-        argv += ["--max-train", str(args.rec_max_train_atoms)]
+        argv += ["--max-train", str(args.rec_max_train_atoms), "--lfre-repeats", str(args.rec_lfre_repeats)]
         argv += ["--out", str(rec / f"{space}.csv"), "--out-split", str(rec / f"{space}_split.csv")]
         return "feature_reconstruction.py", [argv]
     blocks = [str(rec / "cumulants" / f"{n}.npy") for n in names]

@@ -973,6 +973,8 @@ def reconstruction_options():
     opts += f" --lfre-test {REC['lfre_test'] or 0}" + (
         "" if REC["lfre"] else " --no-lfre"
     )
+    lfre_repeats = REC["lfre_repeats"]
+    opts += f" --lfre-repeats {-1 if lfre_repeats is None else lfre_repeats}"
     return opts
 
 

@@ -9,7 +9,8 @@ Test atoms (``--n-test``, the paper's 1,000) are drawn among the atoms every mod
 by crystal system from the space group (OURS: MP-20 has no MAD subsets; ``--stratify none`` draws them
 plainly), seeded; train = the rest, or a seeded ``--max-train`` of them (OURS cap for large runs). Draw 0
 uses ``--seed``; draws 1..``--repeats`` redraw the test set with seeds seed+1.. for the intervals.
-``--lfre-test`` (OURS, demo) computes LFRE on a seeded subset of that many test atoms (GFRE on all).
+``--lfre-test`` (OURS, demo) computes LFRE on a seeded subset of that many test atoms (GFRE on all);
+``--lfre-repeats`` (OURS, demo) computes LFRE on draw 0 and only the first that many redrawn sets.
 
 Output ``--out`` (space, draw, source, target, gfre, lfre, k, n_train, n_test, n_test_lfre, seconds) and
 ``--out-split`` (the test atoms of draw 0: atom_index, material_id, element, stratum).
@@ -52,6 +53,9 @@ def main(argv=None):
     ap.add_argument("--no-lfre", action="store_true")
     ap.add_argument("--lfre-test", type=int, default=0, help="LFRE on this many of the test atoms; 0 = all")
     ap.add_argument("--repeats", type=int, default=0, help="redrawn test sets for the intervals")
+    ap.add_argument(
+        "--lfre-repeats", type=int, default=-1, help="LFRE on the first this many redrawn sets too (-1 = all)"
+    )
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--out", required=True)
     ap.add_argument("--out-split", required=True)
@@ -104,7 +108,7 @@ def main(argv=None):
                 matrices,
                 train_at,
                 test_at,
-                lfre=not args.no_lfre,
+                lfre=not args.no_lfre and (args.lfre_repeats < 0 or draw <= args.lfre_repeats),
                 workers=args.workers,
                 lfre_rows=lfre_rows,
                 log=lambda m: print(m, flush=True),
