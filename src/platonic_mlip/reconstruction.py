@@ -252,24 +252,32 @@ def gfre_pointwise(source: SourceFit, y_train: np.ndarray, y_test: np.ndarray) -
     return np.linalg.norm(y_test - pred, axis=1)
 
 
+#: test rows whose local regressions are computed (and held in memory) together
+LFRE_CHUNK = 128
+
+
+def _lfre_chunk(source: SourceFit, y_train: np.ndarray, y_test: np.ndarray, k: int, lo: int, hi: int):
+    """(hi - lo,) LFRE errors of LFRE rows lo:hi (positions in ``source.lfre_rows``); y_test holds every
+    test row."""
+    rows = source.lfre_rows[lo:hi]
+    nb, ridge, x_mean = source.local(k, lo, hi)
+    ly = y_train[nb]  # (b, k, d')
+    y_mean = ly.mean(axis=1, keepdims=True)
+    pred = y_mean + ridge.predict(ly - y_mean, source.x_test[rows, None, :] - x_mean)
+    return np.linalg.norm(np.asarray(y_test)[rows] - pred[:, 0, :], axis=1)
+
+
 def lfre_pointwise(
-    source: SourceFit, y_train: np.ndarray, y_test: np.ndarray, k: int, chunk: int = 128
+    source: SourceFit, y_train: np.ndarray, y_test: np.ndarray, k: int, chunk: int = LFRE_CHUNK
 ) -> np.ndarray:
     """(t',) per LFRE test row (``source.lfre_rows``, default every test row) the error of its local map
     from its k nearest train rows, y scaled; y_test holds every test row."""
     if source.lfre_rows is None:
         source.with_neighbours(k)
-    rows = source.lfre_rows
-    x_test, y_test = source.x_test[rows], np.asarray(y_test)[rows]
-    out = np.empty(len(rows))
-    for lo in range(0, len(rows), chunk):
-        hi = min(lo + chunk, len(rows))
-        nb, ridge, x_mean = source.local(k, lo, hi)
-        ly = y_train[nb]  # (b, k, d')
-        y_mean = ly.mean(axis=1, keepdims=True)
-        pred = y_mean + ridge.predict(ly - y_mean, x_test[lo:hi, None, :] - x_mean)
-        out[lo:hi] = np.linalg.norm(y_test[lo:hi] - pred[:, 0, :], axis=1)
-    return out
+    n = len(source.lfre_rows)
+    return np.concatenate(
+        [_lfre_chunk(source, y_train, y_test, k, lo, min(lo + chunk, n)) for lo in range(0, n, chunk)]
+    )
 
 
 def root_mean_square(errors: np.ndarray) -> float:
@@ -412,20 +420,37 @@ def error_table(
         rows = []
         for t in names:
             t1 = time.perf_counter()
-            err = pair_errors(source, *targets[t], k=k_of(s, t), lfre=lfre, gfre=gfre)
+            err = pair_errors(source, *targets[t], k=k_of(s, t), lfre=False, gfre=gfre)
             rows.append(
                 dict(
                     source=s,
                     target=t,
                     gfre=err["gfre"],
-                    lfre=err["lfre"],
-                    k=err["k"] if lfre else np.nan,
+                    lfre=np.nan,
+                    k=k_of(s, t) if lfre else np.nan,
                     n_train=len(train),
                     n_test=len(test),
                     n_test_lfre=len(test if lfre_rows is None else lfre_rows) if lfre else 0,
                     seconds=time.perf_counter() - t1,
                 )
             )
+        if lfre:  # chunk by chunk of test rows, every target: one chunk's local fits in memory at a time
+            for row in rows:
+                if row["k"] < 2:
+                    raise ReconstructionError(
+                        f"{s}: LFRE needs k >= 2 neighbours (2-fold fits), got k={row['k']}"
+                    )
+            n = len(source.lfre_rows)
+            squares = np.zeros(len(rows))
+            for lo in range(0, n, LFRE_CHUNK):
+                hi = min(lo + LFRE_CHUNK, n)
+                for row_i, (t, row) in enumerate(zip(names, rows, strict=True)):
+                    t1 = time.perf_counter()
+                    squares[row_i] += np.sum(_lfre_chunk(source, *targets[t], int(row["k"]), lo, hi) ** 2)
+                    row["seconds"] += time.perf_counter() - t1
+                source._local.clear()
+            for row, sq in zip(rows, squares, strict=True):
+                row["lfre"] = float(np.sqrt(sq / n))
         if log:
             log(f"{s}: {len(names)} targets in {time.perf_counter() - t0:.1f} s")
         return rows
