@@ -71,6 +71,7 @@ STAGES = (
     "reconstruction_direct",
     "cumulants",
     "structure_reconstruction",
+    "cumulant_orders",
 )
 N_ELEMENTS = 85
 LATENT = 16
@@ -98,6 +99,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--rec-lfre-repeats", type=int, default=1, help="redrawn sets with LFRE (paper config: 1)")
     p.add_argument("--rec-max-train", type=int, default=5000, help="train structures at most (paper config)")
     p.add_argument(
+        "--rec-struct-lfre-test", type=int, default=250, help="LFRE test structures (paper config: 250)"
+    )
+    p.add_argument(
         "--quick", action="store_true", help="tiny run (2,500 atoms, K 20, 200-atom samples, 3 repeats)"
     )
     p.add_argument("--workdir", type=Path, help="where the .npy files go (default: a temporary directory)")
@@ -109,6 +113,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.quick:
         args.sizes, args.k, args.n_sample, args.repeats = [2_500], 20, 200, 3
         args.rec_n_test, args.rec_lfre_test, args.rec_repeats = 100, 50, 0
+        args.rec_struct_lfre_test = 50
     return args
 
 
@@ -216,11 +221,15 @@ def stage_calls(stage: str, workdir: Path, args) -> tuple[str, list[list[str]]]:
         argv += ["--out", *blocks, "--out-structures", str(rec / "structures.csv")]
         argv += ["--out-dropped", str(rec / "dropped.csv")]
         return "structure_cumulants.py", [argv]
-    if stage == "structure_reconstruction":
-        argv = ["--models", *names, "--cumulants", *blocks, "--structures", str(rec / "structures.csv")]
+    if stage in ("structure_reconstruction", "cumulant_orders"):
+        # across the eight models at order 8; orders 1..8 within the reference model (paper config)
+        chosen = names if stage == "structure_reconstruction" else [REFERENCE]
+        files = [blocks[names.index(n)] for n in chosen]
+        argv = ["--models", *chosen, "--cumulants", *files, "--structures", str(rec / "structures.csv")]
         argv += ["--n-test", str(args.rec_n_test), "--workers", "2", "--max-train", str(args.rec_max_train)]
-        argv += ["--out", str(rec / "structures_errors.csv"), "--out-fig", str(rec / "structures.png")]
-        return "structure_reconstruction.py", [argv]
+        argv += ["--lfre-test", str(args.rec_struct_lfre_test)]
+        argv += ["--out", str(rec / f"{stage}.csv"), "--out-fig", str(rec / f"{stage}.png")]
+        return f"{stage}.py", [argv]
     raise ValueError(stage)
 
 

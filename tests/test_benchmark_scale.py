@@ -25,6 +25,7 @@ STAGES = [
     "reconstruction_direct",
     "cumulants",
     "structure_reconstruction",
+    "cumulant_orders",
 ]
 
 
@@ -90,7 +91,10 @@ def test_stages_produced_the_workflow_outputs(quick):
         assert g[("mace-small", "mace-medium")] < g[("mace-small", "control-a")]
     blocks = np.load(work / "reconstruction" / "cumulants" / "orb-direct.npy")
     assert blocks.shape[1:] == (8, 256)
-    assert len(pd.read_csv(work / "reconstruction" / "structures_errors.csv")) == 64
+    across = pd.read_csv(work / "reconstruction" / "structure_reconstruction.csv")
+    assert len(across) == 64 and across.lfre.notna().all() and (across.n_test_lfre == 50).all()
+    orders = pd.read_csv(work / "reconstruction" / "cumulant_orders.csv")
+    assert len(orders) == 64 and set(orders.model) == {"mace-small"}
 
 
 def test_growth_exponent():

@@ -166,6 +166,39 @@ def test_error_table_workers_and_switches():
     np.testing.assert_array_equal([r["lfre"] for r in no_gfre], [r["lfre"] for r in one])
 
 
+def test_lfre_chunks_do_not_change_the_numbers(monkeypatch):
+    """Neighbourhood batches sized by width (``lfre_chunk``): tiny batches give the same errors."""
+    from platonic_mlip import reconstruction
+
+    assert reconstruction.lfre_chunk(128, 256) == 128  # the raw space: full batches
+    assert reconstruction.lfre_chunk(100, 2048) == 40  # order-8 descriptors: smaller ones
+    assert reconstruction.lfre_chunk(1000, 10_000) == 8
+    spaces = _spaces()
+    train, test = split(200, 40, seed=7)
+    full = error_table(spaces, train, test)
+    monkeypatch.setattr(reconstruction, "LFRE_CHUNK_FLOATS", 1)  # batches of 8 test rows
+    small = error_table(spaces, train, test, lfre_rows=np.arange(3, 40))
+    monkeypatch.undo()
+    want = error_table(spaces, train, test, lfre_rows=np.arange(3, 40))
+    np.testing.assert_allclose([r["lfre"] for r in small], [r["lfre"] for r in want], rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal([r["gfre"] for r in small], [r["gfre"] for r in full])
+    assert all(r["n_test_lfre"] == 37 for r in small)
+
+
+def test_lfre_subset_and_rows_used():
+    from platonic_mlip.reconstruction import lfre_subset, rows_used
+
+    assert lfre_subset(100, 0, 1) is None and lfre_subset(100, 100, 1) is None
+    sub = lfre_subset(100, 30, 1)
+    assert len(sub) == 30 and len(set(sub)) == 30 and (np.diff(sub) > 0).all() and sub.max() < 100
+    np.testing.assert_array_equal(sub, lfre_subset(100, 30, 1))
+    assert not np.array_equal(sub, lfre_subset(100, 30, 2))
+    used, tr, te = rows_used(np.array([9, 2, 40]), np.array([5, 7]))
+    np.testing.assert_array_equal(used, [2, 5, 7, 9, 40])
+    np.testing.assert_array_equal(used[tr], [9, 2, 40])
+    np.testing.assert_array_equal(used[te], [5, 7])
+
+
 # ----------------------------------------------------------------------------------------------------
 # known answers
 # ----------------------------------------------------------------------------------------------------

@@ -458,7 +458,8 @@ def test_e2e_reconstruction(e2e):
     cfg = yaml.safe_load((work / "slice.yaml").read_text())
     cfg["reconstruction"].update(
         enabled=True, spaces=["raw", "direct"], n_test=60, repeats=2, lfre_test=30, lfre_repeats=1, related_pairs=[],
-        finetuned=False, structures={"n_test": 6, "lfre_k_max": 8, "order_models": None, "lfre": True},
+        finetuned=False,
+        structures={"n_test": 6, "lfre_k_max": 8, "order_models": None, "lfre": True, "lfre_test": 4},
     )  # fmt: skip
     (work / "rec.yaml").write_text(yaml.safe_dump(cfg))
     res = run_config(work / "rec.yaml", work, cores=2)
@@ -495,10 +496,11 @@ def _check_reconstruction(e2e):
     assert len(kept) + len(pd.read_csv(rec / "single_atom_structures.csv")) == 30
     orders = pd.read_csv(rec / "cumulant_orders.csv")
     assert len(orders) == 2 * 8 * 8 and orders.gfre.notna().all() and orders.lfre.notna().all()
+    assert (orders.n_test == 6).all() and (orders.n_test_lfre == 4).all()  # structures.lfre_test
     # (exact answers of the orders are tested on small widths in test_reconstruction_scripts: here the
     # descriptors are wider than the slice's structures, so not even a descriptor rebuilds itself exactly)
     across = pd.read_csv(rec / "structure_reconstruction.csv")
-    assert len(across) == 4 and (across.order == 8).all()
+    assert len(across) == 4 and (across.order == 8).all() and (across.n_test_lfre == 4).all()
     side = pd.read_csv(rec / "papers_side_by_side.csv")
     assert len(side) == 1 and {"mknn_direct", "gfre_raw_ab", "gfre_direct_ba"} <= set(side.columns)
     assert pd.read_csv(rec / "layer_dependence_summary.csv").empty  # no checkpoint at two layers

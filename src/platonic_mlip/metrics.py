@@ -358,7 +358,7 @@ class _Serial:
 
 
 @contextlib.contextmanager
-def _pool(workers: int):
+def worker_pool(workers: int):
     """Yields something with ``map``: a thread pool (numpy's BLAS and POT release the GIL) or serial.
 
     BLAS runs single-threaded inside (the workers share the cores; this also makes the results
@@ -452,7 +452,7 @@ def pairwise_table(
     pairs = [(i, j) for i in range(len(names)) for j in range(i, len(names))]
 
     per_draw = []  # per draw: one {metric: value} per pair
-    with _pool(workers) as pool:
+    with worker_pool(workers) as pool:
         for idx in draws:
             prepared = list(
                 pool.map(

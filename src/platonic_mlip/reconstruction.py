@@ -76,13 +76,16 @@ def two_folds(n: int, random_state: int = CV_SEED) -> tuple[np.ndarray, np.ndarr
 class _Fold:
     """A fit on one fold evaluated on the other, for a batch of b problems (b = 1 for GFRE).
 
-    u (b, m1, r) left singular vectors of the fit fold; s (b, r); rank (b,) kept above rcond;
+    u (b, m1, r) left singular vectors of the fit fold (None for tall fits: see ``_Ridge``); s (b, r);
+    vt (b, r, d); rank (b,) kept above rcond; inv (b, r) = 1/s up to rank, else 0;
     a (b, m2, r) = X_eval V / s (zero beyond rank); gram (b, r, r) = a^T a.
     """
 
-    u: np.ndarray
+    u: np.ndarray | None
     s: np.ndarray
+    vt: np.ndarray
     rank: np.ndarray
+    inv: np.ndarray
     a: np.ndarray
     gram: np.ndarray
     lower: np.ndarray = field(init=False)
@@ -91,76 +94,126 @@ class _Fold:
         self.lower = np.tril(self.gram, -1)
 
 
-def _fold(x_fit: np.ndarray, x_eval: np.ndarray, rcond: float) -> _Fold:
-    u, s, vt = np.linalg.svd(x_fit, full_matrices=False)
+def _svd(x: np.ndarray, left: bool):
+    """Thin SVD (u, s, vt) of a batch x (b, m, d); without ``left``, u is None and s, vt come from the
+    triangular factor of a QR decomposition (the same numbers, about half the time for tall x)."""
+    if left:
+        return np.linalg.svd(x, full_matrices=False)
+    if x.shape[-2] > x.shape[-1]:
+        x = np.linalg.qr(x, mode="r")
+    _, s, vt = np.linalg.svd(x, full_matrices=False)
+    return None, s, vt
+
+
+def _masked_inverse(s: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """(b, r) 1/s for the first n (b,) components, 0 beyond."""
+    keep = np.arange(s.shape[-1]) < n[:, None]
+    return np.where(keep, 1.0 / np.where(keep, s, 1.0), 0.0)
+
+
+def _fold(x_fit: np.ndarray, x_eval: np.ndarray, rcond: float, left: bool = True) -> _Fold:
+    u, s, vt = _svd(x_fit, left)
     rank = np.sum(s > rcond, axis=-1)
-    keep = np.arange(s.shape[-1]) < rank[:, None]
-    inv = np.where(keep, 1.0 / np.where(keep, s, 1.0), 0.0)
+    inv = _masked_inverse(s, rank)
     a = (x_eval @ np.swapaxes(vt, -1, -2)) * inv[:, None, :]
-    return _Fold(u=u, s=s, rank=rank, a=a, gram=np.swapaxes(a, -1, -2) @ a)
+    return _Fold(u=u, s=s, vt=vt, rank=rank, inv=inv, a=a, gram=np.swapaxes(a, -1, -2) @ a)
 
 
-def _cv_rmse(fold: _Fold, y_fit: np.ndarray, y_eval: np.ndarray, scaled_alphas: np.ndarray) -> np.ndarray:
+def _cv_rmse(
+    fold: _Fold, b: np.ndarray, c: np.ndarray, yy: np.ndarray, n_eval: int, scaled_alphas: np.ndarray
+) -> np.ndarray:
     """Mean over target columns of the evaluation-fold RMSE, for every alpha: (b, n_alphas).
 
-    The prediction with the first m singular components is a[:, :m] @ B[:m], B = u^T y_fit; its squared
-    error per column is yy - 2 sum_j<m B_j C_j + sum_j,l<m B_j G_jl B_l with C = a^T y_eval (cumulative
-    sums over m, so every cutoff costs one lookup).
+    The prediction with the first m singular components is a[:, :m] @ B[:m], B = u^T y_fit (b, r, d');
+    its squared error per column is yy + sum_j<m B_j (2 (L B)_j + G_jj B_j - 2 C_j), with C = a^T y_eval
+    (b, r, d'), yy (b, d') the column sums of y_eval^2 and L the strictly lower triangle of G = a^T a:
+    one cumulative sum over components gives every cutoff, read off at the cutoffs of ``scaled_alphas``.
     """
-    b = np.swapaxes(fold.u, -1, -2) @ y_fit  # (b, r, d')
-    c = np.swapaxes(fold.a, -1, -2) @ y_eval  # (b, r, d')
-    yy = np.sum(y_eval**2, axis=-2)  # (b, d')
-    lin = np.cumsum(b * c, axis=-2)
-    quad = np.cumsum(
-        2.0 * b * (fold.lower @ b) + np.diagonal(fold.gram, axis1=-2, axis2=-1)[..., None] * b**2, -2
-    )
-    zero = np.zeros_like(yy)[:, None, :]
-    sse = yy[:, None, :] - 2.0 * np.concatenate([zero, lin], -2) + np.concatenate([zero, quad], -2)
-    rmse = np.sqrt(np.maximum(sse, 0.0) / y_eval.shape[-2]).mean(axis=-1)  # (b, r + 1)
+    terms = fold.lower @ b
+    terms *= 2.0
+    terms += np.diagonal(fold.gram, axis1=-2, axis2=-1)[..., None] * b
+    terms -= 2.0 * c
+    terms *= b
+    np.cumsum(terms, axis=-2, out=terms)
     m = np.minimum(fold.rank[:, None], np.sum(fold.s[:, None, :] > scaled_alphas[..., None], axis=-1))
-    return np.take_along_axis(rmse, m, axis=1)
+    sse = np.take_along_axis(terms, np.maximum(m - 1, 0)[..., None], axis=-2)  # (b, n_alphas, d')
+    sse[m == 0] = 0.0
+    sse += yy[:, None, :]
+    np.maximum(sse, 0.0, out=sse)
+    sse /= n_eval
+    return np.sqrt(sse, out=sse).mean(axis=-1)
 
 
 @dataclass
 class _Ridge:
-    """The source side of skmatter's ``Ridge2FoldCV`` for a batch of b design matrices x (b, m, d)."""
+    """The source side of skmatter's ``Ridge2FoldCV`` for a batch of b design matrices x (b, m, d).
+
+    Two ways to the same numbers. Small batched problems (LFRE's neighbourhoods) keep the left singular
+    vectors and project targets on them. A tall single matrix (GFRE's train set, ``tall=True``) keeps no
+    left vectors: a target enters only through the cross products X_f^T y_f of the two folds (d x d' each,
+    one pass over the rows), since u^T y = S^-1 V^T X^T y; this reads the rows of y once instead of three
+    times, at the price of a rounding error grown by s_max / s_j in component j (harmless: see the tests).
+    """
 
     first: _Fold
     second: _Fold
     folds: tuple[np.ndarray, np.ndarray]
     scaled_alphas: np.ndarray  # (b, n_alphas)
-    u: np.ndarray
+    u: np.ndarray | None
     s: np.ndarray
     vt: np.ndarray
+    x_folds: tuple[np.ndarray, np.ndarray] | None = None
 
     @classmethod
-    def build(cls, x: np.ndarray, alphas: np.ndarray) -> _Ridge:
+    def build(cls, x: np.ndarray, alphas: np.ndarray, tall: bool = False) -> _Ridge:
         m, d = x.shape[-2:]
         f1, f2 = two_folds(m)
         rcond = max(m, d) * _EPS
-        first = _fold(x[:, f1], x[:, f2], rcond)
-        second = _fold(x[:, f2], x[:, f1], rcond)
+        x1, x2 = x[:, f1], x[:, f2]
+        first = _fold(x1, x2, rcond, left=not tall)
+        second = _fold(x2, x1, rcond, left=not tall)
         smax = np.maximum(first.s.max(axis=-1), second.s.max(axis=-1))
-        u, s, vt = np.linalg.svd(x, full_matrices=False)
-        return cls(first, second, (f1, f2), np.asarray(alphas)[None, :] * smax[:, None], u, s, vt)
+        u, s, vt = _svd(x, left=not tall)
+        scaled = np.asarray(alphas)[None, :] * smax[:, None]
+        return cls(first, second, (f1, f2), scaled, u, s, vt, (x1, x2) if tall else None)
 
-    def best(self, y: np.ndarray) -> np.ndarray:
-        """(b,) the number of singular components kept by the cross-validated cutoff for targets y."""
-        f1, f2 = self.folds
+    def _fit(self, y: np.ndarray):
+        """(components kept (b,), X^T y (b, d, d') for tall fits else None) for targets y (b, m, d')."""
+        y1, y2 = y[:, self.folds[0]], y[:, self.folds[1]]
+        yy1, yy2 = np.sum(y1**2, axis=-2), np.sum(y2**2, axis=-2)
+        if self.x_folds is None:
+            f, g = self.first, self.second
+            b1, c1 = np.swapaxes(f.u, -1, -2) @ y1, np.swapaxes(f.a, -1, -2) @ y2
+            b2, c2 = np.swapaxes(g.u, -1, -2) @ y2, np.swapaxes(g.a, -1, -2) @ y1
+            xty = None
+        else:
+            p1 = np.swapaxes(self.x_folds[0], -1, -2) @ y1  # (b, d, d')
+            p2 = np.swapaxes(self.x_folds[1], -1, -2) @ y2
+            f, g = self.first, self.second
+            b1, c1 = f.inv[..., None] * (f.vt @ p1), f.inv[..., None] * (f.vt @ p2)
+            b2, c2 = g.inv[..., None] * (g.vt @ p2), g.inv[..., None] * (g.vt @ p1)
+            xty = p1 + p2
         loss = 0.5 * (
-            _cv_rmse(self.first, y[:, f1], y[:, f2], self.scaled_alphas)
-            + _cv_rmse(self.second, y[:, f2], y[:, f1], self.scaled_alphas)
+            _cv_rmse(self.first, b1, c1, yy2, y2.shape[-2], self.scaled_alphas)
+            + _cv_rmse(self.second, b2, c2, yy1, y1.shape[-2], self.scaled_alphas)
         )
         pick = np.argmin(loss, axis=1)  # first of equals, as skmatter's argmax of the negated score
         alpha = np.take_along_axis(self.scaled_alphas, pick[:, None], axis=1)
-        return np.sum(self.s > alpha, axis=-1)
+        return np.sum(self.s > alpha, axis=-1), xty
+
+    def best(self, y: np.ndarray) -> np.ndarray:
+        """(b,) the number of singular components kept by the cross-validated cutoff for targets y."""
+        return self._fit(y)[0]
 
     def predict(self, y: np.ndarray, x_new: np.ndarray) -> np.ndarray:
         """Predictions at x_new (b, t, d) of the map fitted to targets y (b, m, d'): (b, t, d')."""
-        n = self.best(y)
-        keep = np.arange(self.s.shape[-1]) < n[:, None]
-        inv = np.where(keep, 1.0 / np.where(keep, self.s, 1.0), 0.0)
-        z = (x_new @ np.swapaxes(self.vt, -1, -2)) * inv[:, None, :]
+        n, xty = self._fit(y)
+        inv = _masked_inverse(self.s, n)
+        z = (x_new @ np.swapaxes(self.vt, -1, -2)) * inv[:, None, :]  # (b, t, r)
+        if xty is not None:  # u^T y = S^-1 V^T X^T y
+            return z @ (inv[..., None] * (self.vt @ xty))
+        if z.shape[-2] < y.shape[-1]:  # few new rows (LFRE: one): weights on the fitted rows first
+            return (z @ np.swapaxes(self.u, -1, -2)) @ y
         return z @ (np.swapaxes(self.u, -1, -2) @ y)
 
 
@@ -190,7 +243,7 @@ class SourceFit:
     @classmethod
     def build(cls, x: np.ndarray, train: np.ndarray, test: np.ndarray, name: str = "source", alphas=ALPHAS):
         x_train, x_test = flexible_scale(np.asarray(x)[train], np.asarray(x)[test], name)
-        ridge = _Ridge.build(x_train[None], np.asarray(alphas, dtype=np.float64))
+        ridge = _Ridge.build(x_train[None], np.asarray(alphas, dtype=np.float64), tall=True)
         return cls(name, x_train, x_test, np.asarray(alphas, dtype=np.float64), ridge)
 
     @property
@@ -254,6 +307,13 @@ def gfre_pointwise(source: SourceFit, y_train: np.ndarray, y_test: np.ndarray) -
 
 #: test rows whose local regressions are computed (and held in memory) together
 LFRE_CHUNK = 128
+#: ... or fewer, so that one chunk's neighbourhood matrix (chunk x k x width) holds at most this many floats
+LFRE_CHUNK_FLOATS = 1 << 23
+
+
+def lfre_chunk(k: int, width: int) -> int:
+    """Test rows per LFRE batch for neighbourhoods of k rows of ``width`` columns (source or target)."""
+    return int(max(8, min(LFRE_CHUNK, LFRE_CHUNK_FLOATS // max(1, k * width))))
 
 
 def _lfre_chunk(source: SourceFit, y_train: np.ndarray, y_test: np.ndarray, k: int, lo: int, hi: int):
@@ -379,6 +439,20 @@ def stratified_split(
     return train, np.sort(test)
 
 
+def lfre_subset(n_test: int, n_lfre: int | None, seed: int) -> np.ndarray | None:
+    """Positions (sorted) of a seeded ``n_lfre`` of ``n_test`` test rows that LFRE is computed on (OURS
+    option for large runs); None (every test row) when ``n_lfre`` is 0/None or not smaller."""
+    if not n_lfre or n_lfre >= n_test:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n_test, int(n_lfre), replace=False))
+
+
+def rows_used(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(used rows sorted, train and test as positions in them): read only the rows a split needs."""
+    used = np.union1d(train, test)
+    return used, np.searchsorted(used, train), np.searchsorted(used, test)
+
+
 # ----------------------------------------------------------------------------------------------------
 # every ordered pair of a set of spaces
 # ----------------------------------------------------------------------------------------------------
@@ -400,10 +474,12 @@ def error_table(
     the test rows ``lfre_rows`` (positions in ``test``; default all), GFRE on every test row.
 
     Returns rows {source, target, gfre, lfre, k, n_train, n_test, seconds}; sources run ``workers`` at a
-    time (threads: the linear algebra releases the GIL). Scaled targets are kept for the whole call.
+    time (threads: the linear algebra releases the GIL; BLAS single-threaded inside, as
+    ``metrics.worker_pool``). Scaled targets are kept for the whole call.
     """
     import time
-    from concurrent.futures import ThreadPoolExecutor
+
+    from platonic_mlip.metrics import worker_pool
 
     names = list(matrices)
     targets = {m: _target(matrices[m], train, test, m) for m in names}
@@ -442,8 +518,10 @@ def error_table(
                     )
             n = len(source.lfre_rows)
             squares = np.zeros(len(rows))
-            for lo in range(0, n, LFRE_CHUNK):
-                hi = min(lo + LFRE_CHUNK, n)
+            width = max(matrices[m].shape[1] for m in names)
+            chunk = lfre_chunk(max(int(row["k"]) for row in rows), width)
+            for lo in range(0, n, chunk):
+                hi = min(lo + chunk, n)
                 for row_i, (t, row) in enumerate(zip(names, rows, strict=True)):
                     t1 = time.perf_counter()
                     squares[row_i] += np.sum(_lfre_chunk(source, *targets[t], int(row["k"]), lo, hi) ** 2)
@@ -455,12 +533,11 @@ def error_table(
             log(f"{s}: {len(names)} targets in {time.perf_counter() - t0:.1f} s")
         return rows
 
-    if workers > 1:
-        with ThreadPoolExecutor(workers) as pool:
-            parts = list(pool.map(one_source, names))
-    else:
-        parts = [one_source(s) for s in names]
-    return [row for part in parts for row in part]
+    # the widest sources (the longest jobs) first, so that the workers end together
+    order = sorted(names, key=lambda m: -matrices[m].shape[1])
+    with worker_pool(workers) as pool:
+        parts = dict(zip(order, pool.map(one_source, order), strict=True))
+    return [row for s in names for row in parts[s]]
 
 
 def summarise(rows, keys=("space", "source", "target"), measures=("gfre", "lfre"), level: float = 0.95):

@@ -983,7 +983,7 @@ def structure_options():
     opts = (
         f"--n-test {st['n_test']} --seed {REC['seed']} --lfre-k-max {st['lfre_k_max']}"
     )
-    opts += f" --max-train {st['max_train'] or 0}"
+    opts += f" --max-train {st['max_train'] or 0} --lfre-test {st['lfre_test'] or 0}"
     return opts + ("" if st["lfre"] else " --no-lfre")
 
 

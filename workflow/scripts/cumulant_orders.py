@@ -7,8 +7,9 @@ LFRE neighbourhood k = min(widths, ``--lfre-k-max``) (OURS cap: the order-8 widt
 structures of a small run). Since order n holds order n-1, GFRE(n -> n-1) is ~0 and GFRE(n-1 -> n) is
 what block n adds that a linear map of blocks 1..n-1 cannot give.
 
-Output ``--out`` (model, source_order, target_order, gfre, lfre, k, n_train, n_test) and ``--out-fig``
-png/pdf: per model GFRE and LFRE of order n -> the highest order and of order n-1 -> n.
+Output ``--out`` (model, source_order, target_order, gfre, lfre, k, n_train, n_test, n_test_lfre: LFRE on
+that many, ``--lfre-test``) and ``--out-fig`` png/pdf: per model GFRE and LFRE of order n -> the highest
+order and of order n-1 -> n.
 """
 
 from __future__ import annotations
@@ -25,7 +26,13 @@ from platonic_mlip.cli import run
 from platonic_mlip.cumulants import descriptor
 from platonic_mlip.io import write_csv
 from platonic_mlip.plotting import _plt, mark_untrained, save
-from platonic_mlip.reconstruction import ReconstructionError, error_table, stratified_split
+from platonic_mlip.reconstruction import (
+    ReconstructionError,
+    error_table,
+    lfre_subset,
+    rows_used,
+    stratified_split,
+)
 
 
 def structure_split(structures: pd.DataFrame, n_test: int, seed: int, max_train: int = 0):
@@ -40,6 +47,19 @@ def structure_split(structures: pd.DataFrame, n_test: int, seed: int, max_train:
     return stratified_split(strata, n_test, seed, max_train or None)
 
 
+def split_blocks(args, structures: pd.DataFrame):
+    """The split of both structure-level scripts: (train, test positions in ``used``, LFRE rows, used rows).
+    Only the used rows of each blocks file are read (``read_blocks``)."""
+    train, test = structure_split(structures, args.n_test, args.seed, args.max_train)
+    used, train_at, test_at = rows_used(train, test)
+    return train_at, test_at, lfre_subset(len(test), args.lfre_test, args.seed), used
+
+
+def read_blocks(path: str, used: np.ndarray) -> np.ndarray:
+    """(len(used), orders, d) float64 cumulant blocks of the used structures (memory-mapped read)."""
+    return np.asarray(np.load(path, mmap_mode="r")[used], dtype=np.float64)
+
+
 def add_structure_arguments(ap: argparse.ArgumentParser) -> None:
     """The options both structure-level scripts take (this one and structure_reconstruction.py)."""
     ap.add_argument("--models", nargs="+", required=True)
@@ -52,6 +72,9 @@ def add_structure_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--lfre-k-max", type=int, default=100)
     ap.add_argument("--max-train", type=int, default=0, help="seeded cap on train structures (0 = all)")
     ap.add_argument("--no-lfre", action="store_true")
+    ap.add_argument(
+        "--lfre-test", type=int, default=0, help="LFRE on a seeded this many of the test structures; 0 = all"
+    )
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--dpi", type=int, default=150)
     ap.add_argument("--out", required=True)
@@ -85,15 +108,21 @@ def main(argv=None):
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     structures = pd.read_csv(args.structures)
-    train, test = structure_split(structures, args.n_test, args.seed, args.max_train)
+    train, test, lfre_rows, used = split_blocks(args, structures)
     rows = []
     for model, path in zip(args.models, args.cumulants, strict=True):
-        blocks = np.load(path).astype(np.float64)
+        blocks = read_blocks(path, used)
         top = blocks.shape[1]
         spaces = {o: descriptor(blocks, o) for o in range(1, top + 1)}
         try:
             part = error_table(
-                spaces, train, test, lfre=not args.no_lfre, k_max=args.lfre_k_max, workers=args.workers
+                spaces,
+                train,
+                test,
+                lfre=not args.no_lfre,
+                k_max=args.lfre_k_max,
+                workers=args.workers,
+                lfre_rows=lfre_rows,
             )
         except ReconstructionError as err:
             raise SystemExit(f"ERROR: model {model}, cumulant descriptors: {err}") from None
@@ -102,7 +131,8 @@ def main(argv=None):
         rows += part
         print(f"{model}: {time.perf_counter() - t0:.1f} s", flush=True)
     table = pd.DataFrame(rows)
-    cols = ["model", "source_order", "target_order", "gfre", "lfre", "k", "n_train", "n_test", "seconds"]
+    cols = ["model", "source_order", "target_order", "gfre", "lfre", "k", "n_train", "n_test"]
+    cols += ["n_test_lfre", "seconds"]
     write_csv(args.out, table[cols])
     fig = figure(table, args.models, json.loads(args.labels), set(args.controls), top)
     save(fig, *args.out_fig, dpi=args.dpi)

@@ -29,7 +29,14 @@ from platonic_mlip.checks import MatrixError, checked_rows
 from platonic_mlip.cli import run
 from platonic_mlip.embed.base import valid_atoms
 from platonic_mlip.io import write_csv
-from platonic_mlip.reconstruction import ReconstructionError, crystal_system, error_table, stratified_split
+from platonic_mlip.reconstruction import (
+    ReconstructionError,
+    crystal_system,
+    error_table,
+    lfre_subset,
+    rows_used,
+    stratified_split,
+)
 
 
 def strata_of(atoms: pd.DataFrame, how: str) -> np.ndarray:
@@ -97,12 +104,9 @@ def main(argv=None):
             split = atoms.iloc[valid[test]][["atom_index", "material_id", "element"]].copy()
             split["stratum"] = strata[test]
         # read only this draw's rows (a capped train set keeps memory small on large runs)
-        used = np.union1d(train, test)
+        used, train_at, test_at = rows_used(train, test)
         matrices = load(valid[used])
-        train_at, test_at = np.searchsorted(used, train), np.searchsorted(used, test)
-        lfre_rows = None
-        if args.lfre_test and args.lfre_test < len(test):
-            lfre_rows = np.sort(np.random.default_rng(seed).choice(len(test), args.lfre_test, replace=False))
+        lfre_rows = lfre_subset(len(test), args.lfre_test, seed)
         try:
             part = error_table(
                 matrices,

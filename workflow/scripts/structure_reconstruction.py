@@ -4,8 +4,8 @@ Every ordered pair of models, GFRE and LFRE, on the order-``--order`` cumulant d
 structures (blocks 1..order of ``structure_cumulants``), split by structure: ``--n-test`` test
 structures stratified by crystal system, seeded, train = the rest; LFRE k = min(widths, ``--lfre-k-max``).
 
-Output ``--out`` (order, source, target, gfre, lfre, k, n_train, n_test) and ``--out-fig`` png/pdf:
-GFRE and LFRE heatmaps, rows source and columns target.
+Output ``--out`` (order, source, target, gfre, lfre, k, n_train, n_test, n_test_lfre) and ``--out-fig``
+png/pdf: GFRE and LFRE heatmaps, rows source and columns target.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ import json
 import time
 
 import _paths  # noqa: F401
-import numpy as np
 import pandas as pd
-from cumulant_orders import add_structure_arguments, structure_split
+from cumulant_orders import add_structure_arguments, read_blocks, split_blocks
 
 from platonic_mlip.cli import run
 from platonic_mlip.cumulants import descriptor
@@ -33,10 +32,10 @@ def main(argv=None):
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     structures = pd.read_csv(args.structures)
-    train, test = structure_split(structures, args.n_test, args.seed, args.max_train)
+    train, test, lfre_rows, used = split_blocks(args, structures)
     spaces = {}
     for model, path in zip(args.models, args.cumulants, strict=True):
-        blocks = np.load(path).astype(np.float64)
+        blocks = read_blocks(path, used)
         if not 1 <= args.order <= blocks.shape[1]:
             raise SystemExit(
                 f"ERROR: config key 'reconstruction.structures.order' ({args.order}): {path} holds orders "
@@ -45,14 +44,23 @@ def main(argv=None):
         spaces[model] = descriptor(blocks, args.order)
     try:
         rows = error_table(
-            spaces, train, test, lfre=not args.no_lfre, k_max=args.lfre_k_max, workers=args.workers
+            spaces,
+            train,
+            test,
+            lfre=not args.no_lfre,
+            k_max=args.lfre_k_max,
+            workers=args.workers,
+            lfre_rows=lfre_rows,
         )
     except ReconstructionError as err:
         raise SystemExit(f"ERROR: order-{args.order} cumulant descriptors: {err}") from None
     table = pd.DataFrame(rows)
     table.insert(0, "order", args.order)
     write_csv(
-        args.out, table[["order", "source", "target", "gfre", "lfre", "k", "n_train", "n_test", "seconds"]]
+        args.out,
+        table[
+            ["order", "source", "target", "gfre", "lfre", "k", "n_train", "n_test", "n_test_lfre", "seconds"]
+        ],
     )
     labels, controls = json.loads(args.labels), set(args.controls)
     names = [model_label(m, labels, controls) for m in args.models]
