@@ -181,21 +181,20 @@ class _Ridge:
         """(components kept (b,), X^T y (b, d, d') for tall fits else None) for targets y (b, m, d')."""
         y1, y2 = y[:, self.folds[0]], y[:, self.folds[1]]
         yy1, yy2 = np.sum(y1**2, axis=-2), np.sum(y2**2, axis=-2)
+        f, g = self.first, self.second
         if self.x_folds is None:
-            f, g = self.first, self.second
             b1, c1 = np.swapaxes(f.u, -1, -2) @ y1, np.swapaxes(f.a, -1, -2) @ y2
             b2, c2 = np.swapaxes(g.u, -1, -2) @ y2, np.swapaxes(g.a, -1, -2) @ y1
             xty = None
         else:
             p1 = np.swapaxes(self.x_folds[0], -1, -2) @ y1  # (b, d, d')
             p2 = np.swapaxes(self.x_folds[1], -1, -2) @ y2
-            f, g = self.first, self.second
             b1, c1 = f.inv[..., None] * (f.vt @ p1), f.inv[..., None] * (f.vt @ p2)
             b2, c2 = g.inv[..., None] * (g.vt @ p2), g.inv[..., None] * (g.vt @ p1)
             xty = p1 + p2
         loss = 0.5 * (
-            _cv_rmse(self.first, b1, c1, yy2, y2.shape[-2], self.scaled_alphas)
-            + _cv_rmse(self.second, b2, c2, yy1, y1.shape[-2], self.scaled_alphas)
+            _cv_rmse(f, b1, c1, yy2, y2.shape[-2], self.scaled_alphas)
+            + _cv_rmse(g, b2, c2, yy1, y1.shape[-2], self.scaled_alphas)
         )
         pick = np.argmin(loss, axis=1)  # first of equals, as skmatter's argmax of the negated score
         alpha = np.take_along_axis(self.scaled_alphas, pick[:, None], axis=1)

@@ -55,6 +55,19 @@ def split_blocks(args, structures: pd.DataFrame):
     return train_at, test_at, lfre_subset(len(test), args.lfre_test, args.seed), used
 
 
+def structure_errors(args, spaces: dict, train, test, lfre_rows) -> list[dict]:
+    """``error_table`` of the descriptors ``spaces`` with the structure-level options of ``args``."""
+    return error_table(
+        spaces,
+        train,
+        test,
+        lfre=not args.no_lfre,
+        k_max=args.lfre_k_max,
+        workers=args.workers,
+        lfre_rows=lfre_rows,
+    )
+
+
 def read_blocks(path: str, used: np.ndarray) -> np.ndarray:
     """(len(used), orders, d) float64 cumulant blocks of the used structures (memory-mapped read)."""
     return np.asarray(np.load(path, mmap_mode="r")[used], dtype=np.float64)
@@ -115,15 +128,7 @@ def main(argv=None):
         top = blocks.shape[1]
         spaces = {o: descriptor(blocks, o) for o in range(1, top + 1)}
         try:
-            part = error_table(
-                spaces,
-                train,
-                test,
-                lfre=not args.no_lfre,
-                k_max=args.lfre_k_max,
-                workers=args.workers,
-                lfre_rows=lfre_rows,
-            )
+            part = structure_errors(args, spaces, train, test, lfre_rows)
         except ReconstructionError as err:
             raise SystemExit(f"ERROR: model {model}, cumulant descriptors: {err}") from None
         for row in part:

@@ -16,13 +16,13 @@ import time
 
 import _paths  # noqa: F401
 import pandas as pd
-from cumulant_orders import add_structure_arguments, read_blocks, split_blocks
+from cumulant_orders import add_structure_arguments, read_blocks, split_blocks, structure_errors
 
 from platonic_mlip.cli import run
 from platonic_mlip.cumulants import descriptor
 from platonic_mlip.io import write_csv
 from platonic_mlip.plotting import matrix_panels, model_label, save
-from platonic_mlip.reconstruction import ReconstructionError, error_table, matrix
+from platonic_mlip.reconstruction import ReconstructionError, matrix
 
 
 def main(argv=None):
@@ -43,15 +43,7 @@ def main(argv=None):
             )
         spaces[model] = descriptor(blocks, args.order)
     try:
-        rows = error_table(
-            spaces,
-            train,
-            test,
-            lfre=not args.no_lfre,
-            k_max=args.lfre_k_max,
-            workers=args.workers,
-            lfre_rows=lfre_rows,
-        )
+        rows = structure_errors(args, spaces, train, test, lfre_rows)
     except ReconstructionError as err:
         raise SystemExit(f"ERROR: order-{args.order} cumulant descriptors: {err}") from None
     table = pd.DataFrame(rows)
