@@ -9,6 +9,7 @@ min_version("9.0")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/structures.smk"
 include: "workflow/rules/weights.smk"
+include: "workflow/rules/controls.smk"
 include: "workflow/rules/embed.smk"
 include: "workflow/rules/anchors.smk"
 include: "workflow/rules/project.smk"

@@ -51,7 +51,7 @@ def test_every_paper_model_is_downloadable_and_offline_models_need_nothing():
     for name, spec in MODELS.items():
         p = plan(resolve(name), "cache")
         if spec.get("offline"):
-            assert p["kind"] in ("bundled", "random") and p["path"] is None, name
+            assert p["kind"] in ("bundled", "random", "constructed", "control") and p["path"] is None, name
         else:
             assert p["kind"] == "url" and p["url"] == spec["url"], name
             assert p["path"].startswith(f"cache/{name}/"), name
@@ -61,7 +61,7 @@ def test_every_model_names_a_registered_family_and_a_layer_of_it():
     for name, spec in MODELS.items():
         fam = FAMILIES[spec["family"]]
         assert resolve(name)["layer"] in fam["layers"], name
-        if spec["source"] not in ("random",) and spec.get("offline"):
+        if spec["source"] not in ("random", "constructed", "control") and spec.get("offline"):
             assert spec["source"] in fam["bundled"], name
 
 

@@ -62,6 +62,12 @@ def rule_counts(out: str) -> dict[str, int]:
     return counts
 
 
+def config_models(name: str) -> tuple[int, int]:
+    """(models, checkpoints) of ``config/<name>``: one embedding job per checkpoint and shard."""
+    models = yaml.safe_load((ROOT / "config" / name).read_text())["models"]
+    return len(models), len({m.split("@")[0] for m in models})
+
+
 def test_paper_config_builds_the_whole_dag(tmp_path):
     res = snakemake(
         "-n",
@@ -74,11 +80,15 @@ def test_paper_config_builds_the_whole_dag(tmp_path):
     )
     assert res.returncode == 0, res.stderr
     counts = rule_counts(res.stdout + res.stderr)
+    n_models, n_ckpt = config_models("config.yaml")
+    # the 8 paper checkpoints, two MACE ones also at their last layer (the second paper's), and the
+    # controls of docs/controls.md
+    assert n_ckpt >= 8 and n_models == n_ckpt + 2
     # 27,136 structures in shards of 2,000 -> 14 shards per model
-    assert counts["embed"] == 8 * 14  # one job per checkpoint and shard, every family
-    # 10 models: the 8 checkpoints, two MACE ones also at their last layer (the second paper's)
-    assert counts["gather_embeddings"] == 10
-    assert counts["project"] == 20  # 10 models x 2 anchor sets
+    assert counts["embed"] == n_ckpt * 14  # one job per checkpoint and shard, every family
+    assert counts["gather_embeddings"] == n_models
+    assert counts["project"] == 2 * n_models  # 2 anchor sets
+    assert counts["train_control"] == 2  # the denoising control and its distilled twin
     assert counts["anchor_sweep"] == 9  # K = 3 ... 400
     for rule in (
         "claims",
@@ -103,8 +113,8 @@ def test_paper_config_builds_the_whole_dag(tmp_path):
         *DIAGNOSTIC_RULES,
     ):
         assert rule in counts, rule
-    assert counts["embed_probes"] == 8  # the probe structures: one job per checkpoint, unsharded
-    assert counts["project_probes"] == 20
+    assert counts["embed_probes"] == n_ckpt  # the probe structures: one job per checkpoint, unsharded
+    assert counts["project_probes"] == 2 * n_models
     # Fig. 5a-e: MACE-MP-0 small fine-tuned naively and multi-head, 3 seeds each
     assert counts["finetune"] == counts["finetune_evaluate"] == 6
     for rule in (
@@ -171,7 +181,7 @@ def test_demo_finetunes_every_arm_and_it_can_be_turned_off(tmp_path):
     res = snakemake("-n", "--quiet", "rules", "--configfile", str(cfg), "--directory", str(tmp_path))
     assert res.returncode == 0, res.stderr
     counts = rule_counts(res.stdout + res.stderr)
-    assert counts["embed"] == 10
+    assert counts["embed"] == config_models("demo.yaml")[1]
     for rule in (*FINETUNE_RULES, "finetune", "finetune_evaluate", "finetune_data", "finetune_reference"):
         assert rule not in counts, rule
 
@@ -181,7 +191,7 @@ def test_diagnostics_can_be_turned_off(tmp_path):
     res = snakemake("-n", "--quiet", "rules", "--configfile", str(cfg), "--directory", str(tmp_path))
     assert res.returncode == 0, res.stderr
     counts = rule_counts(res.stdout + res.stderr)
-    assert counts["embed"] == 10 and counts["pairwise_metrics"] == 1
+    assert counts["embed"] == config_models("demo.yaml")[1] and counts["pairwise_metrics"] == 1
     for rule in (*DIAGNOSTIC_RULES, "probe_structures", "embed_probes", "structure_properties"):
         assert rule not in counts, rule
 

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .chemistry import group_of, period_of
+from .metrics import BEYOND_ELEMENT
 
 SUPPORTED = "supported"
 NOT_SUPPORTED = "not supported"
@@ -108,6 +109,21 @@ CLAIMS = {
     "6-orb": (
         "Orb-v3, whose trunk is not equivariant, does not keep its embeddings under rigid rotation (Fig. 5g)."
     ),
+    "8-element": (
+        "Beyond element identity (not a paper claim): trained models agree with one another more than a "
+        "trained model agrees with an element-identity baseline (a fixed vector per element); the "
+        "chance-corrected mutual k-NN (mknn_beyond_element, agreement beyond a within-element shuffle) of "
+        "trained pairs lies above 0."
+    ),
+    "8-physics": (
+        "Physics grounding (not a paper claim): trained models agree more with physics-constructed reference "
+        "spaces (SOAP, atomic states) than with untrained networks."
+    ),
+    "8-training": (
+        "Physical supervision (the paper's causal claim): a network distilled from a pretrained model's "
+        "energies and forces aligns with the trained models more than its twin trained on the same "
+        "structures without physical labels (denoising), from the same random start."
+    ),
     "7": (
         "Equivariant models map symmetry-equivalent atoms (space-group-221 structures) onto one embedding, "
         "and the Platonic projection keeps this (Fig. 5f, two-nearest-neighbour analysis)."
@@ -160,6 +176,10 @@ PAIR_KINDS = {
     "same": "same-architecture trained pairs",
     "control": "trained–control pairs",
     "same-control": "same-architecture trained–control pairs",
+    "self-supervised": "trained–self-supervised pairs",
+    "distilled": "trained–distilled pairs",
+    "element": "trained–element-baseline pairs",
+    "physics": "trained–physics-reference pairs",
 }
 
 
@@ -170,15 +190,27 @@ def checkpoint_of(model: str) -> str:
 
 @dataclass(frozen=True)
 class Roster:
-    """The run's models in order, its untrained controls and each model's family."""
+    """The run's models in order, its controls, each model's family and role.
+
+    ``controls``: every model that is not trained; ``roles``: {model: role} (``platonic_mlip.models.ROLES``:
+    ``trained``, ``untrained``, ``element``, ``physics``); a control without a role is ``untrained``.
+    """
 
     models: tuple[str, ...]
     controls: frozenset[str]
     families: Mapping[str, str] = field(default_factory=dict)
+    roles: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def make(cls, models: Sequence[str], controls: Sequence[str], families: Mapping[str, str]) -> Roster:
-        """Checked constructor: every control is a model, every model has a family."""
+    def make(
+        cls,
+        models: Sequence[str],
+        controls: Sequence[str],
+        families: Mapping[str, str],
+        roles: Mapping[str, str] | None = None,
+    ) -> Roster:
+        """Checked constructor: every control is a model, every model has a family, and a model has the
+        role ``trained`` exactly when it is not a control."""
         models = tuple(models)
         unknown = sorted(set(controls) - set(models))
         if unknown:
@@ -186,36 +218,52 @@ class Roster:
         missing = [m for m in models if m not in families]
         if missing:
             raise ValueError(f"no family for model(s) {missing}")
-        return cls(models, frozenset(controls), {m: families[m] for m in models})
+        roles = {m: (roles or {}).get(m) or ("untrained" if m in controls else "trained") for m in models}
+        wrong = [m for m in models if (roles[m] == "trained") == (m in controls)]
+        if wrong:
+            raise ValueError(f"model(s) {wrong}: role {[roles[m] for m in wrong]} contradicts --controls")
+        return cls(models, frozenset(controls), {m: families[m] for m in models}, roles)
+
+    def role(self, model: str) -> str:
+        return self.roles.get(model) or ("untrained" if model in self.controls else "trained")
 
     @property
     def trained(self) -> list[str]:
-        return [m for m in self.models if m not in self.controls]
+        return [m for m in self.models if self.role(m) == "trained"]
+
+    @property
+    def untrained(self) -> list[str]:
+        return [m for m in self.models if self.role(m) == "untrained"]
+
+    def of_role(self, role: str) -> list[str]:
+        return [m for m in self.models if self.role(m) == role]
 
     def pairs(self, kind: str) -> list[tuple[str, str]]:
         """Unordered pairs of distinct models of one kind (see ``PAIR_KINDS``), in model order.
 
-        ``trained``: neither a control; ``cross``: trained, families differ; ``same``: trained, same
-        family; ``control``: one trained, one control; ``same-control``: one trained, one control of
-        its family. Two ids of one checkpoint at different layers (``name`` and ``name@layer``, see
-        ``checkpoint_of``) are never a pair.
+        ``trained``: both trained; ``cross``: trained, families differ; ``same``: trained, same family;
+        ``control``: one trained, one untrained; ``same-control``: one trained, one untrained of its
+        family; ``self-supervised`` / ``distilled`` / ``element`` / ``physics``: one trained, one control
+        of that role. Two ids of one
+        checkpoint at different layers (``name`` and ``name@layer``, see ``checkpoint_of``) are never a pair.
         """
         if kind not in PAIR_KINDS:
             raise ValueError(f"unknown pair kind {kind!r}; one of {list(PAIR_KINDS)}")
+        other = {"control": "untrained", "same-control": "untrained"}
+        other.update({k: k for k in ("self-supervised", "distilled", "element", "physics")})
         out = []
         for i, a in enumerate(self.models):
             for b in self.models[i + 1 :]:
                 if checkpoint_of(a) == checkpoint_of(b):
                     continue  # one checkpoint at two layers: not two models
-                n_ctl = (a in self.controls) + (b in self.controls)
+                ra, rb = self.role(a), self.role(b)
                 same = self.families[a] == self.families[b]
-                ok = {
-                    "trained": n_ctl == 0,
-                    "cross": n_ctl == 0 and not same,
-                    "same": n_ctl == 0 and same,
-                    "control": n_ctl == 1,
-                    "same-control": n_ctl == 1 and same,
-                }[kind]
+                if kind in ("trained", "cross", "same"):
+                    ok = ra == rb == "trained" and {"trained": True, "cross": not same, "same": same}[kind]
+                else:
+                    ok = sorted([ra, rb]) == sorted(["trained", other[kind]]) and (
+                        kind != "same-control" or same
+                    )
                 if ok:
                     out.append((a, b))
         return out
@@ -452,7 +500,7 @@ def claim_trained_vs_control(
     test = _Test("2-same" if same_family else "2", "Platonic", block, desc, len(tt))
     if not tt or not tc:
         missing = []
-        if not roster.controls:
+        if not roster.untrained:
             missing.append("the run has no untrained control (a model with source: random)")
         elif not tc:
             missing.append("no untrained control shares a family with a trained model")
@@ -466,6 +514,71 @@ def claim_trained_vs_control(
         g_tt, g_tc = group_stats(table, block, metric, tt), group_stats(table, block, metric, tc)
         comparison, verdict, reason = compare(g_tt, g_tc, "trained–trained", "trained–control", False, 0.0)
         rows.append(test.row(metric, g_tt.mean, g_tt.low, g_tt.high, comparison, verdict, reason))
+    return rows
+
+
+def claim_controls(table, roster: Roster, block: str, params: ClaimParams = ClaimParams()) -> list[dict]:
+    """Claims 8-training, 8-element and 8-physics in one anchor set (``block``; ``raw`` for raw space).
+
+    8-training (only when the run has trained controls), per metric: trained–distilled pairs beyond
+    trained–self-supervised pairs. 8-element, per metric: trained–trained pairs beyond
+    trained–element-baseline pairs; then, when the table has ``BEYOND_ELEMENT``, the trained pairs'
+    chance-corrected score must lie above 0. 8-physics, per metric: trained–physics pairs beyond
+    trained–untrained pairs. The comparison cell lists every group (trained–trained, –untrained,
+    –self-supervised, –distilled, –element, –physics) so the table answers which is closest.
+    """
+    space = "raw" if block == "raw" else "Platonic"
+    anchors = "" if block == "raw" else block
+    metrics = _metrics_in(table, block, SHARED_METRICS if block == "raw" else PLATONIC_METRICS)
+    kinds = ("trained", "control", "self-supervised", "distilled", "element", "physics")
+    groups = {k: roster.pairs(k) for k in kinds}
+    names = {"trained": "trained–trained", "control": "trained–untrained"}
+    names.update({k: f"trained–{k}" for k in kinds[2:]})
+
+    def listing(metric):
+        parts = []
+        for k, pairs in groups.items():
+            if pairs:
+                parts.append(f"{names[k]} {group_stats(table, block, metric, pairs).text()}")
+        return "; ".join(parts)
+
+    rows = []
+    tests = (
+        ("8-training", "distilled", "self-supervised"),
+        ("8-element", "trained", "element"),
+        ("8-physics", "physics", "control"),
+    )
+    for claim, hi_kind, lo_kind in tests:
+        if claim == "8-training" and not (roster.of_role("distilled") or roster.of_role("self-supervised")):
+            continue
+        hi, lo = groups[hi_kind], groups[lo_kind]
+        desc = f"{describe_pairs(hi_kind, hi)} vs {describe_pairs(lo_kind, lo)}"
+        test = _Test(claim, space, anchors, desc, len(hi))
+        if not hi or not lo:
+            missing = [describe_pairs(k, []) for k, p in ((hi_kind, hi), (lo_kind, lo)) if not p]
+            rows += test.untestable(metrics or ["mknn"], "no " + " and no ".join(missing) + " in this run")
+            continue
+        for metric in metrics:
+            g_hi, g_lo = group_stats(table, block, metric, hi), group_stats(table, block, metric, lo)
+            comparison, verdict, reason = compare(g_hi, g_lo, names[hi_kind], names[lo_kind], False, 0.0)
+            comparison = f"{comparison}. All groups: {listing(metric)}"
+            rows.append(test.row(metric, g_hi.mean, g_hi.low, g_hi.high, comparison, verdict, reason))
+        if claim == "8-element" and BEYOND_ELEMENT in set(table.loc[table["block"] == block, "metric"]):
+            g = group_stats(table, block, BEYOND_ELEMENT, hi)
+            above = g.low > 0
+            note = "" if g.has_ci else " (no intervals in this run: point value)"
+            rows.append(
+                test.row(
+                    BEYOND_ELEMENT,
+                    g.mean,
+                    g.low,
+                    g.high,
+                    f"trained–trained {g.text()} vs 0 (element identity alone). All groups: "
+                    f"{listing(BEYOND_ELEMENT)}",
+                    SUPPORTED if above else NOT_SUPPORTED,
+                    ("interval lies above 0" if above else "interval reaches 0 or below") + note,
+                )
+            )
     return rows
 
 
@@ -710,8 +823,8 @@ def purity_interval(
 
 
 def element_purity_table(elements: Mapping, roster: Roster, params: ClaimParams = ClaimParams()):
-    """Purity per model and key: DataFrame model, control, key (group / period), observed, chance, score,
-    ci_low, ci_high, n_queries, n_elements.
+    """Purity per model and key: DataFrame model, control (not trained), role, key (group / period),
+    observed, chance, score, ci_low, ci_high, n_queries, n_elements.
 
     ``elements``: {"numbers": (E,), "counts": (E,) or None, "vectors": {model: (E, K)}}; elements with
     fewer than ``params.min_atoms`` atoms are left out.
@@ -733,7 +846,8 @@ def element_purity_table(elements: Mapping, roster: Roster, params: ClaimParams 
             rows.append(
                 dict(
                     model=model,
-                    control=model in roster.controls,
+                    control=roster.role(model) != "trained",
+                    role=roster.role(model),
                     key=key,
                     observed=p["observed"],
                     chance=p["chance"],
@@ -756,7 +870,7 @@ def claim_element_purity(
     Supported when that interval lies above 0 (chance) and, when the run has controls, above the
     controls' interval (mean of their bounds). One row per key; ``metric`` names the score.
     """
-    trained, controls = roster.trained, [m for m in roster.models if m in roster.controls]
+    trained, controls = roster.trained, roster.untrained
     desc = f"trained models ({len(trained)}): {', '.join(trained)}"
     if controls:
         desc += f" vs untrained controls ({len(controls)}): {', '.join(controls)}"
@@ -770,7 +884,7 @@ def claim_element_purity(
     rows = []
     for key, metric in metrics.items():
         t = table[table["key"] == key]
-        tr, ct = t[~t["control"]], t[t["control"]]
+        tr, ct = t[t["role"] == "trained"], t[t["role"] == "untrained"]
         ours, lo, hi = tr["score"].mean(), tr["ci_low"].mean(), tr["ci_high"].mean()
         lo_v = lo if _finite(lo) else ours
         parts = [f"trained {_fmt(ours)} [{_fmt(lo)}, {_fmt(hi)}] vs chance 0"]
@@ -834,8 +948,8 @@ def claim_rotation(rotation, roster: Roster, primary: str) -> list[dict]:
     for claim, want in (("6", True), ("6-orb", False)):
         for space in ("raw", primary):
             pool = [m for m in roster.models if invariant_by_construction(m, roster) == want]
-            trained = [m for m in pool if m not in roster.controls]
-            untrained = [m for m in pool if m in roster.controls]
+            trained = [m for m in pool if m in roster.trained]
+            untrained = [m for m in pool if m in roster.untrained]
             kind = "invariant by construction" if want else "without built-in invariance"
             desc = f"trained models {kind} ({len(trained)}): {', '.join(trained) or 'none'}"
             test = _Test(
@@ -980,7 +1094,10 @@ def claims_table(
     rotation, symmetry : the diagnostics' tables (``claim_rotation``, ``claim_symmetry``), or None; claims
         6 and 7 are left out when both are None (a run without diagnostics).
 
-    Rows, in order: 1 and 1-same per Platonic set, 2, 2-same, 3 (and 3 centred), 3-sweep, 4, 5, 6, 6-orb, 7.
+    Rows, in order: 1 and 1-same per Platonic set, 2, 2-same, 8-training, 8-element and 8-physics (raw,
+    then the primary set; only when the run has trained controls, element baselines or physics
+    references), 3 (and 3 centred),
+    3-sweep, 4, 5, 6, 6-orb, 7.
     """
     import pandas as pd
 
@@ -998,6 +1115,9 @@ def claims_table(
         rows += claim_raw_vs_platonic(table, roster, s, "same", params)
     rows += claim_trained_vs_control(table, roster, primary, False, params)
     rows += claim_trained_vs_control(table, roster, primary, True, params)
+    if any(roster.of_role(r) for r in ("self-supervised", "distilled", "element", "physics")):
+        for block in ("raw", primary):
+            rows += claim_controls(table, roster, block, params)
     rows += claim_direct_vs_random(table, roster, direct, random, params)
     if centred(direct) in blocks or centred(random) in blocks:
         rows += claim_direct_vs_random(table, roster, centred(direct), centred(random), params)

@@ -23,6 +23,9 @@ A family entry:
 ``invariant``       whether the features are rotation-invariant by construction (an equivariant or
                     invariant architecture); the rotation and symmetry claims (``claims``) contrast the
                     families that are with those that are not
+``learned``         whether its models have trained or trainable weights (False: constructed reference spaces;
+                    the contract then needs no untrained control, weights file or calculator)
+``calculator``      whether the adapter gives an ASE calculator (energy, forces, stress: phonons, fine-tuning)
 ``contract``        what the contract test embeds: ``model`` (a registry model that loads offline),
                     ``atol`` (largest absolute difference allowed against the package's own route),
                     ``unsupported`` (an atomic number the model lacks, or None when it takes every element)
@@ -42,6 +45,8 @@ FAMILIES: dict[str, dict] = {
         gpu=True,
         label="MACE",
         invariant=True,  # invariant (l=0) features of an equivariant network
+        learned=True,
+        calculator=True,
         contract=dict(model="dummy-mace-mp-0-small", atol=1e-4, unsupported=84),
     ),
     "sevenn": dict(
@@ -55,6 +60,8 @@ FAMILIES: dict[str, dict] = {
         gpu=True,
         label="SevenNet",
         invariant=True,  # invariant features of an equivariant network
+        learned=True,
+        calculator=True,
         contract=dict(model="7net-0", atol=1e-4, unsupported=84),
     ),
     "orb": dict(
@@ -68,6 +75,8 @@ FAMILIES: dict[str, dict] = {
         gpu=True,
         label="Orb",
         invariant=False,  # a non-equivariant trunk (rotation augmentation in training only)
+        learned=True,
+        calculator=True,
         contract=dict(model="dummy-orb-v3", atol=1e-4, unsupported=118),
     ),
     "chgnet": dict(
@@ -83,7 +92,26 @@ FAMILIES: dict[str, dict] = {
         gpu=True,
         label="CHGNet",
         invariant=True,  # built from distances and angles
+        learned=True,
+        calculator=True,
         contract=dict(model="chgnet-0.3.0", atol=1e-4, unsupported=95),
+    ),
+    # spaces built without learning (element identity, physics descriptors): the controls of what makes
+    # the shared geometry (platonic_mlip.reference_spaces); numpy/ASE/pymatgen/dscribe, no torch model
+    "reference": dict(
+        env="analysis",
+        adapter="platonic_mlip.embed.reference",
+        layers=("descriptor",),
+        default_layer="descriptor",
+        multi_layer=False,
+        bundled=(),
+        weights_suffix=".npz",  # nothing is downloaded; a source ending in it would be a local file
+        gpu=False,
+        label="Reference",
+        invariant=True,  # descriptors of distances, angles and element tables
+        learned=False,
+        calculator=False,
+        contract=dict(model="atomic-states", atol=1e-6, unsupported=95),
     ),
 }
 

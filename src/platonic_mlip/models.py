@@ -11,7 +11,18 @@ computes all of them in one pass.
 
 ``family``      which environment and adapter (``platonic_mlip.families.FAMILIES``)
 ``source``      a package key (``small``, ``7net-0``, ``orb_v3_direct_inf_omat``), a URL, a local path,
-                or ``random`` for an untrained control built from the package's own construction code
+                ``random`` for an untrained control built from the package's own construction code,
+                ``constructed`` for a reference space built without weights (family ``reference``), or
+                ``control`` for a trained control whose weights the run trains itself (``train_control``)
+``role``        what the model is in the study (``ROLES``; ``role_of`` derives it when absent): ``trained``,
+                ``untrained`` (random weights), ``self-supervised`` (trained without physical labels),
+                ``distilled`` (its twin, trained on a teacher's energies and forces), ``element``
+                (element-identity baseline) or ``physics`` (a physics-constructed reference space)
+``objective``   ``source: control`` only: ``denoise`` or ``distill`` (``platonic_mlip.controls``)
+``teacher``     ``objective: distill``: the pretrained model whose energies and forces are the labels
+``overrides``   SevenNet ``source: random`` / ``control``: config keys of ``architecture`` replaced (a smaller
+                network of the same kind, ``SEVENN_SMALL``)
+``descriptor``  family ``reference`` only: parameters of the construction (``platonic_mlip.reference_spaces``)
 ``architecture`` for ``source: random``: which architecture to instantiate
 ``seed``        for ``source: random``: the torch seed of the initialisation
 ``layer``       which features (one of the family's ``layers``; NOTES.md section 1 gives the paper's choice)
@@ -36,6 +47,16 @@ from .families import family
 _MACE = "https://github.com/ACEsuit/mace-mp/releases/download"
 _ORB = "https://orbitalmaterials-public-models.s3.us-west-1.amazonaws.com/forcefields/orb-v3"
 _SEVENN = "https://github.com/MDIL-SNU/SevenNet/releases/download"
+
+#: a small SevenNet network of 7net-0's kind (NequIP-type interaction, same cutoff, radial basis and
+#: element table) that trains on two CPU cores in the demo's budget: 3 convolutions, l <= 1, 64 channels
+#: (7net-0: 5 convolutions, l <= 2, 128x0e+64x1e+32x2e). OURS, for the trained controls (docs/controls.md)
+SEVENN_SMALL = {
+    "irreps_manual": ["64x0e", "64x0e+32x1e", "64x0e+32x1e", "64x0e"],
+    "lmax": 1,
+    "num_convolution_layer": 3,
+    "channel": 64,
+}
 
 MODELS: dict[str, dict] = {
     # --- the paper's seven foundation models (weights downloaded from the packages' sources) ---
@@ -142,7 +163,109 @@ MODELS: dict[str, dict] = {
         label="Dummy CHGNet",
         offline=True,
     ),
+    # --- trained controls (platonic_mlip.controls; docs/controls.md): one architecture, one random start,
+    # three fates: left untrained, trained to denoise positions (no labels), distilled from 7net-0 ---
+    "dummy-7net-small": dict(
+        family="sevenn",
+        source="random",
+        architecture="7net-0",
+        overrides=SEVENN_SMALL,
+        seed=0,
+        dim=64,
+        label="Dummy 7net-small",
+        offline=True,
+    ),
+    "denoise-7net-small": dict(
+        family="sevenn",
+        source="control",
+        objective="denoise",
+        architecture="7net-0",
+        overrides=SEVENN_SMALL,
+        seed=0,
+        role="self-supervised",
+        dim=64,
+        label="Denoise 7net-small",
+        offline=True,
+    ),
+    "distill-7net-small": dict(
+        family="sevenn",
+        source="control",
+        objective="distill",
+        teacher="7net-0",
+        architecture="7net-0",
+        overrides=SEVENN_SMALL,
+        seed=0,
+        role="distilled",
+        dim=64,
+        label="Distill 7net-small",
+        offline=True,
+    ),
+    # the same at 7net-0's full architecture (GPU-sized training; the paper config)
+    "denoise-7net-0": dict(
+        family="sevenn",
+        source="control",
+        objective="denoise",
+        architecture="7net-0",
+        seed=0,
+        role="self-supervised",
+        dim=128,
+        label="Denoise 7net",
+        offline=True,
+    ),
+    "distill-7net-0": dict(
+        family="sevenn",
+        source="control",
+        objective="distill",
+        teacher="7net-0",
+        architecture="7net-0",
+        seed=0,
+        role="distilled",
+        dim=128,
+        label="Distill 7net",
+        offline=True,
+    ),
+    # --- reference spaces built without learning (platonic_mlip.reference_spaces; docs/controls.md) ---
+    "element-onehot": dict(
+        family="reference",
+        source="constructed",
+        architecture="element-onehot",
+        role="element",
+        dim=118,
+        label="Element one-hot",
+        offline=True,
+    ),
+    "element-random": dict(
+        family="reference",
+        source="random",
+        architecture="element-random",
+        seed=0,
+        role="element",
+        dim=128,
+        label="Element random",
+        offline=True,
+    ),
+    "soap": dict(
+        family="reference",
+        source="constructed",
+        architecture="soap",
+        role="physics",
+        dim=210,
+        label="SOAP",
+        offline=True,
+    ),
+    "atomic-states": dict(
+        family="reference",
+        source="constructed",
+        architecture="atomic-states",
+        role="physics",
+        dim=226,
+        label="Atomic states",
+        offline=True,
+    ),
 }
+
+#: what a model is in the study (``role_of``)
+ROLES = ("trained", "untrained", "self-supervised", "distilled", "element", "physics")
 
 #: keys a config may override per model (``model_options: {name: {key: value}}``)
 OVERRIDABLE = (
@@ -155,11 +278,23 @@ OVERRIDABLE = (
     "head",
     "batch_atoms",
     "label",
+    "descriptor",
 )
 
 
 class ConfigError(ValueError):
     """A config value that cannot be used; the message names the key."""
+
+
+def role_of(spec: dict) -> str:
+    """The model's role (``ROLES``): its ``role`` when set, else ``untrained`` for ``source: random`` and
+    ``trained`` for everything else."""
+    role = spec.get("role") or ("untrained" if spec.get("source") == "random" else "trained")
+    if role not in ROLES:
+        raise ConfigError(
+            f"model {spec.get('name', '?')!r}: unknown role {role!r}; one of {', '.join(ROLES)}"
+        )
+    return role
 
 
 def known_models() -> list[str]:

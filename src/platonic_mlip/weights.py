@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 from .families import FAMILIES, family
 
-KINDS = ("random", "bundled", "url", "key", "local")
+KINDS = ("random", "constructed", "control", "bundled", "url", "key", "local")
 SIDECAR = ".sha256"
 
 
@@ -70,8 +70,8 @@ def plan(spec: dict, cache_dir) -> dict:
         raise WeightsError(
             f"model {checkpoint!r}: empty weights source (config key 'model_options.{checkpoint}.source')"
         )
-    if source == "random":
-        out["kind"] = "random"
+    if source in ("random", "constructed", "control"):
+        out["kind"] = source  # control: the run trains the file (its path is the run's, not the cache's)
     elif source in fam["bundled"]:
         out.update(kind="bundled", key=source)
     elif "://" in source or (source == default and spec.get("url")):
@@ -125,7 +125,12 @@ def check_file(spec: dict, kind: str, path) -> str:
             f"'model_options.{model}.sha256: {got}' (or set 'model_options.{model}.trust_weights_file: true')"
         )
     sidecar = Path(str(path) + SIDECAR)
-    if kind in ("url", "key") and sidecar.is_file():
+    if kind == "control" and not sidecar.is_file():
+        raise WeightsError(
+            f"model {model!r}: trained-control weights {path} have no recorded digest ({sidecar.name}); "
+            "the train_control rule writes it: rerun that rule"
+        )
+    if kind in ("url", "key", "control") and sidecar.is_file():
         recorded = sidecar.read_text().strip()
         if recorded and recorded.lower() != got.lower():
             raise WeightsError(

@@ -30,6 +30,7 @@ rule claims:
         models=" ".join(MODELS),
         controls=" ".join(CONTROLS),
         families=json.dumps({m: s["family"] for m, s in MODELS.items()}),
+        roles=json.dumps(ROLES),
         sets=" ".join(SPACES),
         k=config["anchors"]["k"],
         diagnostics=(
@@ -41,6 +42,6 @@ rule claims:
     shell:
         "{params.py} {params.script} --pairwise {input.pairwise} --sweep {input.sweep}"
         " --elements {input.elements} --models {params.models} --controls {params.controls}"
-        " --families {params.families:q} --anchor-sets {params.sets} --run-k {params.k} {params.diagnostics}"
+        " --families {params.families:q} --roles {params.roles:q} --anchor-sets {params.sets} --run-k {params.k} {params.diagnostics}"
         " --out-csv {output.csv} --out-html {output.html} > {log} 2>&1"
         f"{ON_FAILURE}"

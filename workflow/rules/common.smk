@@ -43,7 +43,7 @@ from platonic_mlip.config import is_full_split, model_specs, unknown_keys
 from platonic_mlip.families import FAMILIES
 from platonic_mlip.finetune import ADAPTERS as FINETUNE_ADAPTERS
 from platonic_mlip.finetune import FAMILY_ARMS as FINETUNE_ARMS
-from platonic_mlip.models import ConfigError, checkpoint_specs
+from platonic_mlip.models import ConfigError, checkpoint_specs, role_of
 from platonic_mlip.structures import StructureError, cif_files, sha256_of, source_format
 from platonic_mlip.weights import plan as weights_plan
 
@@ -89,8 +89,13 @@ def anchors_of_space(space):
 
 LABELS = json.dumps({m: s.get("label", m) for m, s in MODELS.items()})
 REFERENCE = config["anchors"]["reference_model"]
-# untrained controls (random weights): left out of the pair means of the anchor studies
-CONTROLS = [m for m, s in MODELS.items() if s.get("source") == "random"]
+# trained controls (source: control): the run trains their weights (rule train_control)
+CONTROL_CKPTS = [c for c, s in CHECKPOINTS.items() if s.get("source") == "control"]
+CTL = config["controls"]
+# each model's role (platonic_mlip.models.ROLES); controls = every model that is not trained (untrained
+# random weights, element-identity baselines, physics references): left out of the trained pair means
+ROLES = {m: role_of(s) for m, s in MODELS.items()}
+CONTROLS = [m for m, r in ROLES.items() if r != "trained"]
 SWEEP_K = config["anchors"]["sweep"]["k"]
 OTHER_REFERENCES = [r for r in config["anchors"]["reference_models"] if r != REFERENCE]
 FULL_SPLIT = is_full_split(config)
@@ -141,9 +146,16 @@ def weights_of(checkpoint):
 
 
 def weights_of_checkpoint(checkpoint):
-    """The local weights file of a checkpoint as an input list (empty for bundled or random weights)."""
+    """The local weights file of a checkpoint as an input list (empty for bundled or random weights); a
+    trained control's is the run's own train_control output."""
+    if checkpoint in CONTROL_CKPTS:
+        return [control_checkpoint(checkpoint)]
     path = weights_of(checkpoint)["path"] if checkpoint in CHECKPOINTS else None
     return [path] if path else []
+
+
+def control_checkpoint(checkpoint):
+    return f"{RUN}/controls/{checkpoint}/model.pth"
 
 
 def weights_option(checkpoint):
@@ -592,9 +604,15 @@ if FINETUNE and set(FT["arms"]) - set(FINETUNE_ARMS[FT_FAMILY]):
         f"config key 'finetune.arms': {FT_FAMILY} runs the arms {', '.join(FINETUNE_ARMS[FT_FAMILY])}, "
         f"not {', '.join(sorted(set(FT['arms']) - set(FINETUNE_ARMS[FT_FAMILY])))}"
     )
-if FINETUNE and MODELS[FT_MODEL].get("source") == "random":
+if FINETUNE and FT_MODEL in MODELS and ROLES[FT_MODEL] != "trained":
     raise WorkflowError(
-        f"config key 'finetune.pretrained': {FT_MODEL!r} is an untrained control; choose a trained model"
+        f"config key 'finetune.pretrained': {FT_MODEL!r} is "
+        + (
+            "an untrained control"
+            if ROLES[FT_MODEL] == "untrained"
+            else f"a control ({ROLES[FT_MODEL]})"
+        )
+        + "; choose a trained model"
     )
 FT_ENV = FAMILIES[FT_FAMILY]["env"] if FT_FAMILY else "analysis"
 FT_LABEL = MODELS[FT_MODEL].get("label", FT_MODEL) if FT_MODEL in MODELS else FT_MODEL
@@ -806,8 +824,8 @@ if PHONONS:
     _controls = [m for m in PH_MODELS if m in CONTROLS]
     if _controls:
         raise WorkflowError(
-            f"config key 'phonons.models': {', '.join(map(repr, _controls))} untrained control(s) "
-            "(random weights) have no meaningful phonons; choose trained models"
+            f"config key 'phonons.models': {', '.join(map(repr, _controls))}: untrained control(s) or "
+            "other controls without pretrained weights have no meaningful phonons; choose trained models"
         )
     if not PH_MODELS:
         raise WorkflowError("config key 'phonons.models': no trained model to test")

@@ -26,11 +26,12 @@ rule pairwise_metrics:
         u=config["metrics"]["uncertainty"],
         weights=json.dumps(config["metrics"]["composite_weights"]),
         normalize="" if config["metrics"]["knn_normalize"] else "--no-knn-normalize",
+        beyond="--beyond-element" if config["metrics"]["beyond_element"] else "",
     shell:
         "{params.py} {params.script} --models {params.models}"
         " --raw {input.raw} --anchor-sets {params.sets} --platonic {input.platonic}"
         " --atoms {input.atoms} --n-sample {params.m[n_sample]} --seed {params.m[sample_seed]}"
-        " --k {params.m[knn_k]} --knn-tie-tol {params.m[knn_tie_tol]} {params.normalize}"
+        " --k {params.m[knn_k]} --knn-tie-tol {params.m[knn_tie_tol]} {params.normalize} {params.beyond}"
         " --composite-weights {params.weights:q} --repeats {params.u[repeats]} --level {params.u[level]} --resample-seed {params.u[seed]}"
         " --workers {threads} --meta {input.meta} --out {output.csv} --out-sample {output.sample}"
         " > {log} 2>&1"

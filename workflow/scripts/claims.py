@@ -66,7 +66,8 @@ def main(argv=None):
     ap.add_argument("--sweep", nargs="*", default=[], help="metrics/anchor_sweep/k<K>.csv (none: no sweep)")
     ap.add_argument("--elements", default=None, help="elements/element_embeddings.npz")
     ap.add_argument("--models", nargs="+", required=True)
-    ap.add_argument("--controls", nargs="*", default=[], help="untrained models (source: random)")
+    ap.add_argument("--controls", nargs="*", default=[], help="models that are not trained")
+    ap.add_argument("--roles", default=None, help="JSON {model: role} (platonic_mlip.models.ROLES)")
     ap.add_argument("--families", required=True, help="JSON {model: family}")
     ap.add_argument("--anchor-sets", nargs="+", required=True, help="the run's anchor sets, primary first")
     ap.add_argument("--run-k", type=int, default=None, help="the run's number of anchors (anchors.k)")
@@ -92,9 +93,10 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     try:
-        roster = Roster.make(args.models, args.controls, json.loads(args.families))
+        roles = json.loads(args.roles) if args.roles else None
+        roster = Roster.make(args.models, args.controls, json.loads(args.families), roles)
     except (ValueError, json.JSONDecodeError) as err:
-        raise SystemExit(f"ERROR: --models/--controls/--families: {err}") from None
+        raise SystemExit(f"ERROR: --models/--controls/--families/--roles: {err}") from None
     params = ClaimParams(
         min_pair_share=args.min_pair_share,
         convergence_rel_tol=args.convergence_rel_tol,

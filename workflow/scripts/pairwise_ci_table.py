@@ -25,6 +25,7 @@ METRICS = {
     "ot_normalised": "Optimal transport cost / mean cost (lower = closer; Platonic only)",
     "composite": "Composite score (ours)",
     "cka": "Linear CKA",
+    "mknn_beyond_element": "Mutual k-NN beyond element identity (ours; 0 = element identity alone)",
 }
 
 STYLE = """

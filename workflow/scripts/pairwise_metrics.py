@@ -43,6 +43,11 @@ def main(argv=None):
         default=KNN_TIE_TOL,
         help="k-NN similarities within this are tied; lower sample row wins (metrics.knn_tie_tol)",
     )
+    ap.add_argument(
+        "--beyond-element",
+        action="store_true",
+        help="add mknn_beyond_element: mutual k-NN beyond a within-element shuffle (metrics.beyond_element)",
+    )
     ap.add_argument("--composite-weights", default="{}", help="JSON {score: weight}")
     ap.add_argument("--repeats", type=int, default=0, help="redrawn samples for the intervals (0 = none)")
     ap.add_argument("--level", type=float, default=0.95, help="coverage of the percentile interval")
@@ -81,6 +86,8 @@ def main(argv=None):
         resamples=local_redrawn,
         level=args.level,
         workers=args.workers,
+        elements=atoms["element"].astype(str).to_numpy()[rows] if args.beyond_element else None,
+        element_seed=args.resample_seed,
     )
 
     ids = atoms["material_id"].astype(str).to_numpy()

@@ -25,7 +25,9 @@ def model_load_error(spec: dict, err: BaseException) -> ModelLoadError:
     """``model <id> (family <f>): could not load weights <file>: <Type>: <message>`` for ``err``."""
     model = spec.get("checkpoint") or spec.get("name")
     source = spec.get("source")
-    weights = "(random initialisation)" if source == "random" else source
+    weights = {"random": "(random initialisation)", "constructed": "(constructed, no weights)"}.get(
+        source, source
+    )
     message = str(err).strip()
     what = f"{type(err).__name__}: {message}" if message else type(err).__name__
     family = spec.get("family")
@@ -148,7 +150,12 @@ def local_weights(spec: dict, weights_file: str | None = None) -> tuple[dict, di
             weights["path"] = str(adapter(spec["family"]).bundled_path(weights["key"]))
         except Exception as err:
             raise WeightsError(f"model {spec.get('checkpoint', spec.get('name'))!r}: {err}") from err
-    elif weights["kind"] != "random":
+    elif weights["kind"] == "control" and not weights_file:
+        raise WeightsError(
+            f"model {spec.get('checkpoint', spec.get('name'))!r} is a trained control: its weights file "
+            "comes from the workflow's train_control rule (give it as --weights-file)"
+        )
+    elif weights["kind"] not in ("random", "constructed"):
         weights["path"] = weights_file or weights["path"]
     if weights["path"]:
         weights["sha256"] = check_file(spec, weights["kind"], weights["path"])

@@ -142,11 +142,55 @@ def resolve_checkpoint(source: str) -> str:
     return path
 
 
+def build_random(architecture: str, seed: int, check_config=None, overrides: dict | None = None):
+    """The network of checkpoint ``architecture`` (a key or a file) with random weights drawn under
+    ``torch.manual_seed(seed)`` in a private RNG stream; returns (model, config, checkpoint path).
+
+    Old checkpoints (7net-0, sevenn 0.9.1) keep a 0.0 placeholder for conv_denominator in their config and
+    the real normalisation (sqrt of the training set's mean neighbour count) only in the state dict;
+    building from the config alone divides by zero (NaN). The denominators are taken from the state dict,
+    as sevenn's own processing_continue does: architecture constants (train_denominator False), not
+    learned weights. ``check_config(config)`` runs before the model is built. ``overrides`` replace config
+    keys (e.g. ``irreps_manual``, ``lmax``, ``num_convolution_layer``: a smaller network of the same
+    kind); per-layer lists (denominators, neighbour counts) are then cut to the number of layers.
+    """
+    import sevenn._keys as KEY
+    import sevenn.util as util
+    import torch
+    from sevenn.model_build import build_E3_equivariant_model
+
+    cp_path = resolve_checkpoint(architecture)
+    cp = util.load_checkpoint(cp_path)
+    config = cp.config
+    if check_config is not None:
+        check_config(config)
+    state = cp.model_state_dict
+    n_conv = int(config[KEY.NUM_CONVOLUTION])
+    denominators = [f"{i}_convolution.denominator" for i in range(n_conv)]
+    if all(k in state for k in denominators):
+        config[KEY.CONV_DENOMINATOR] = [float(state[k].item()) for k in denominators]
+    if overrides:
+        unknown = sorted(set(overrides) - set(config))
+        if unknown:
+            raise SevenNetLoadError(
+                f"architecture overrides {unknown}: not keys of the {architecture} config"
+            )
+        config.update(overrides)
+        n = int(config[KEY.NUM_CONVOLUTION])
+        for key in (KEY.CONV_DENOMINATOR, "avg_num_neigh", "avg_num_neigh_cp"):
+            if isinstance(config.get(key), list):
+                config[key] = config[key][:n]
+    # build on CPU with a private RNG stream so the global torch RNG is left untouched
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        model = build_E3_equivariant_model(config)
+    return model, config, cp_path
+
+
 class SevenNetEmbedder(Embedder):
     def __init__(self, spec: dict, device):
         import sevenn._keys as KEY
         import sevenn.util as util
-        import torch
 
         self.spec = spec
         self.device = device
@@ -171,27 +215,10 @@ class SevenNetEmbedder(Embedder):
                 raise ValueError(f"model {spec.get('name', '?')!r}: source 'random' needs 'seed'")
             self.architecture = str(arch)
             self.seed = int(spec["seed"])
-            cp_path = resolve_checkpoint(self.architecture)
-            cp = util.load_checkpoint(cp_path)
-            from sevenn.model_build import build_E3_equivariant_model
-
-            config = cp.config
-            self._check_modal(config)
-            # Old checkpoints (7net-0, sevenn 0.9.1) keep a 0.0 placeholder for conv_denominator in
-            # their config and the real normalisation (sqrt of the training set's mean neighbour
-            # count) only in the state dict; building from the config alone divides by zero (NaN).
-            # Take the denominators from the state dict, as sevenn's own processing_continue does.
-            # They are architecture constants (train_denominator False), not learned weights.
-            state = cp.model_state_dict
-            n_conv = int(config[KEY.NUM_CONVOLUTION])
-            denominators = [f"{i}_convolution.denominator" for i in range(n_conv)]
-            if all(k in state for k in denominators):
-                config[KEY.CONV_DENOMINATOR] = [float(state[k].item()) for k in denominators]
+            model, config, cp_path = build_random(
+                self.architecture, self.seed, self._check_modal, overrides=spec.get("overrides")
+            )
             self.conv_denominator = config[KEY.CONV_DENOMINATOR]
-            # build on CPU with a private RNG stream so the global torch RNG is left untouched
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.seed)
-                model = build_E3_equivariant_model(config)
             self.weights_source = f"random(architecture={self.architecture}, seed={self.seed})"
             self.weights_sha256 = None
             self.architecture_sha256 = _sha256(cp_path)
