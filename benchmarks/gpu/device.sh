@@ -8,8 +8,8 @@
 # Per GPU family (kit.py families): install its carried wheels (--no-deps --no-index --no-compile) into
 # a folder of its own, put that folder, the kit's shims and src/ on PYTHONPATH before the image's
 # site-packages (so mace's e3nn 0.4.4 shadows the image's e3nn), check the imports, run bench.py under a
-# hard timeout. Not `python3 -m venv --system-site-packages`: the image's python3 is itself a venv
-# (/opt/torch/.venv), and a venv made from a venv sees the base interpreter's site-packages, not torch.
+# hard timeout. Not `python3 -m venv --system-site-packages`: the image's python3 is itself a venv,
+# and a venv made from a venv sees the base interpreter's site-packages, not torch.
 # With --venvs DIR the family's existing environment DIR/<env> is used instead (no install).
 # Writes $OUT/gpu_embed.json (every family's results + the predicted paper wall time) and $OUT/gpu_kit.log.
 set -u -o pipefail
