@@ -58,6 +58,19 @@ SEVENN_SMALL = {
     "channel": 64,
 }
 
+
+def _sevenn_control(objective: str, label: str, overrides: dict | None = None) -> dict:
+    """Registry entry of a trained control of 7net-0's architecture (``overrides``: a smaller network), from
+    the untrained control's start (seed 0); distilled from 7net-0 (``platonic_mlip.controls``)."""
+    spec = dict(family="sevenn", source="control", objective=objective, architecture="7net-0", seed=0)
+    if objective == "distill":
+        spec["teacher"] = "7net-0"
+    if overrides:
+        spec["overrides"] = overrides
+    role = {"denoise": "self-supervised", "distill": "distilled"}[objective]
+    return dict(spec, role=role, dim=64 if overrides else 128, label=label, offline=True)
+
+
 MODELS: dict[str, dict] = {
     # --- the paper's seven foundation models (weights downloaded from the packages' sources) ---
     "mace-mp-0-small": dict(
@@ -175,55 +188,11 @@ MODELS: dict[str, dict] = {
         label="Dummy 7net-small",
         offline=True,
     ),
-    "denoise-7net-small": dict(
-        family="sevenn",
-        source="control",
-        objective="denoise",
-        architecture="7net-0",
-        overrides=SEVENN_SMALL,
-        seed=0,
-        role="self-supervised",
-        dim=64,
-        label="Denoise 7net-small",
-        offline=True,
-    ),
-    "distill-7net-small": dict(
-        family="sevenn",
-        source="control",
-        objective="distill",
-        teacher="7net-0",
-        architecture="7net-0",
-        overrides=SEVENN_SMALL,
-        seed=0,
-        role="distilled",
-        dim=64,
-        label="Distill 7net-small",
-        offline=True,
-    ),
+    "denoise-7net-small": _sevenn_control("denoise", "Denoise 7net-small", SEVENN_SMALL),
+    "distill-7net-small": _sevenn_control("distill", "Distill 7net-small", SEVENN_SMALL),
     # the same at 7net-0's full architecture (GPU-sized training; the paper config)
-    "denoise-7net-0": dict(
-        family="sevenn",
-        source="control",
-        objective="denoise",
-        architecture="7net-0",
-        seed=0,
-        role="self-supervised",
-        dim=128,
-        label="Denoise 7net",
-        offline=True,
-    ),
-    "distill-7net-0": dict(
-        family="sevenn",
-        source="control",
-        objective="distill",
-        teacher="7net-0",
-        architecture="7net-0",
-        seed=0,
-        role="distilled",
-        dim=128,
-        label="Distill 7net",
-        offline=True,
-    ),
+    "denoise-7net-0": _sevenn_control("denoise", "Denoise 7net"),
+    "distill-7net-0": _sevenn_control("distill", "Distill 7net"),
     # --- reference spaces built without learning (platonic_mlip.reference_spaces; docs/controls.md) ---
     "element-onehot": dict(
         family="reference",
