@@ -64,8 +64,8 @@ rule anchor_overlap:
 rule anchor_sweep:
     input:
         atoms=rules.parse_structures.output.atoms,
-        raw=embeddings(),
-        meta=embedding_meta(),
+        raw=embeddings(ANCHOR_STUDY_MODELS),
+        meta=embedding_meta(ANCHOR_STUDY_MODELS),
     output:
         csv=f"{RUN}/metrics/anchor_sweep/k{{k}}.csv",
     log:
@@ -82,7 +82,7 @@ rule anchor_sweep:
     params:
         py=python_for("analysis"),
         script=f"{SH_SCRIPTS}/anchor_sweep.py",
-        models=" ".join(MODELS),
+        models=" ".join(ANCHOR_STUDY_MODELS),
         reference=REFERENCE,
         seeds=" ".join(str(s) for s in config["anchors"]["sweep"]["random_seeds"]),
         opts=metric_options(),
@@ -96,8 +96,8 @@ rule anchor_sweep:
 rule reference_sensitivity:
     input:
         atoms=rules.parse_structures.output.atoms,
-        raw=embeddings(),
-        meta=embedding_meta(),
+        raw=embeddings(ANCHOR_STUDY_MODELS),
+        meta=embedding_meta(ANCHOR_STUDY_MODELS),
     output:
         csv=f"{RUN}/metrics/reference_sensitivity.csv",
         summary=f"{RUN}/metrics/reference_sensitivity_summary.csv",
@@ -113,7 +113,7 @@ rule reference_sensitivity:
     params:
         py=python_for("analysis"),
         script=f"{SH_SCRIPTS}/reference_sensitivity.py",
-        models=" ".join(MODELS),
+        models=" ".join(ANCHOR_STUDY_MODELS),
         refs=" ".join([REFERENCE, *OTHER_REFERENCES]),
         k=config["anchors"]["k"],
         opts=metric_options(),

@@ -96,6 +96,9 @@ CTL = config["controls"]
 # random weights, element-identity baselines, physics references): left out of the trained pair means
 ROLES = {m: role_of(s) for m, s in MODELS.items()}
 CONTROLS = [m for m, r in ROLES.items() if r != "trained"]
+# the anchor studies (K sweep, reference sensitivity) read trained-pair means, with the untrained controls
+# as the fallback of a run with one trained model; the other controls (docs/controls.md) stay out of them
+ANCHOR_STUDY_MODELS = [m for m, r in ROLES.items() if r in ("trained", "untrained")]
 SWEEP_K = config["anchors"]["sweep"]["k"]
 OTHER_REFERENCES = [r for r in config["anchors"]["reference_models"] if r != REFERENCE]
 FULL_SPLIT = is_full_split(config)
@@ -207,8 +210,8 @@ def shard_files(checkpoint, ext):
     return [f"{RUN}/embeddings/shards/{checkpoint}/{s}.{ext}" for s in SHARDS]
 
 
-def embedding_meta():
-    return [f"{RUN}/embeddings/{m}.json" for m in MODELS]
+def embedding_meta(models=None):
+    return [f"{RUN}/embeddings/{m}.json" for m in (models or MODELS)]
 
 
 def embeddings(models=None):
