@@ -361,6 +361,68 @@ def test_metrics_script_value_is_the_paper_sample_and_carries_intervals(tmp_path
     assert page.count("<table>") == 5 and "Platonic (direct)" in page and "<td>alpha-label</td>" in page
 
 
+def _script(name, *args, timeout=300):
+    cmd = [sys.executable, str(ROOT / "workflow" / "scripts" / f"{name}.py"), *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def test_per_space_jobs_merge_to_the_one_process_table(tmp_path, population):
+    """The workflow's split (rule pairwise_space per space, then merge_pairwise) gives the same table as
+    computing every space in one process; the merge refuses spaces compared on different atoms."""
+    models, raw, plat = _npy_run(tmp_path, population)
+    common = ["--models", *models, "--atoms", tmp_path / "atoms.csv", "--n-sample", 100, "--k", 5]
+    common += ["--composite-weights", json.dumps(WEIGHTS), "--repeats", 3, "--beyond-element"]
+    one = _script(
+        "pairwise_metrics",
+        *common,
+        *("--raw", *raw, "--anchor-sets", "direct", "--platonic", *plat),
+        *("--out", tmp_path / "one.csv", "--out-sample", tmp_path / "one_sample.csv"),
+    )
+    assert one.returncode == 0, one.stderr
+    parts = {"raw": ["--raw", *raw], "direct": ["--anchor-sets", "direct", "--platonic", *plat]}
+    for space, files in parts.items():
+        res = _script(
+            "pairwise_metrics",
+            *common,
+            *files,
+            *("--out", tmp_path / f"{space}.csv", "--out-sample", tmp_path / f"{space}_sample.csv"),
+        )
+        assert res.returncode == 0, res.stderr
+        table = pd.read_csv(tmp_path / f"{space}.csv", keep_default_na=False)
+        assert set(table.space) == {"raw" if space == "raw" else "platonic"}
+    merged = _script(
+        "merge_pairwise",
+        *("--tables", tmp_path / "raw.csv", tmp_path / "direct.csv"),
+        *("--samples", tmp_path / "raw_sample.csv", tmp_path / "direct_sample.csv"),
+        *("--out", tmp_path / "merged.csv", "--out-sample", tmp_path / "merged_sample.csv"),
+    )
+    assert merged.returncode == 0, merged.stderr
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "merged.csv"), pd.read_csv(tmp_path / "one.csv"))
+    assert (tmp_path / "merged_sample.csv").read_text() == (tmp_path / "one_sample.csv").read_text()
+
+    # a space compared on another sample (another seed) is refused, naming the file; nothing is written
+    res = _script(
+        "pairwise_metrics",
+        *common,
+        *("--seed", 7, "--anchor-sets", "direct", "--platonic", *plat),
+        *("--out", tmp_path / "other.csv", "--out-sample", tmp_path / "other_sample.csv"),
+    )
+    assert res.returncode == 0, res.stderr
+    bad = _script(
+        "merge_pairwise",
+        *("--tables", tmp_path / "raw.csv", tmp_path / "other.csv"),
+        *("--samples", tmp_path / "raw_sample.csv", tmp_path / "other_sample.csv"),
+        *("--out", tmp_path / "bad.csv", "--out-sample", tmp_path / "bad_sample.csv"),
+    )
+    assert bad.returncode != 0 and "other_sample.csv" in bad.stderr and "same atoms" in bad.stderr
+    assert not (tmp_path / "bad.csv").exists() and not (tmp_path / "bad_sample.csv").exists()
+    # no space at all is refused
+    res = _script(
+        "pairwise_metrics", *common, "--out", tmp_path / "x.csv", "--out-sample", tmp_path / "y.csv"
+    )
+    assert res.returncode != 0 and "no space" in res.stderr
+
+
 # --- mutual k-NN under ties (ours): float64, ties within knn_tie_tol, lower row index wins ---
 
 

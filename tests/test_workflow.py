@@ -192,6 +192,9 @@ def test_diagnostics_can_be_turned_off(tmp_path):
     assert res.returncode == 0, res.stderr
     counts = rule_counts(res.stdout + res.stderr)
     assert counts["embed"] == config_models("demo.yaml")[1] and counts["pairwise_metrics"] == 1
+    # one all-pairs job per space: raw and each anchor set
+    sets = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())["anchors"]["sets"]
+    assert counts["pairwise_space"] == 1 + len(sets)
     for rule in (*DIAGNOSTIC_RULES, "probe_structures", "embed_probes", "structure_properties"):
         assert rule not in counts, rule
 

@@ -315,14 +315,14 @@ def _ot_from_cost(cost_matrix: np.ndarray, identical: bool = False) -> dict[str,
     if identical:
         cost = float(np.trace(cost_matrix)) / n
     else:
-        # Uniform weights on two sets of n points: the transport polytope's vertices are permutation
-        # matrices / n (Birkhoff-von Neumann), so the exact optimum of ``ot.emd`` is the optimal
-        # assignment, found ~3x faster by scipy's Jonker-Volgenant solver; same cost (tested against
-        # ``optimal_transport``, which keeps POT's ``ot.emd``)
-        from scipy.optimize import linear_sum_assignment
+        # POT's network simplex (releases the GIL: pairs run in parallel threads). On the demo's
+        # Platonic samples it was 3-6x faster than scipy's linear_sum_assignment on the same cost
+        # (which gives the same optimum here, a permutation, but holds the GIL)
+        import ot
 
-        rows, cols = linear_sum_assignment(cost_matrix)
-        cost = float(cost_matrix[rows, cols].sum()) / n
+        w = np.full(n, 1.0 / n)
+        plan = ot.emd(w, w, cost_matrix, numItermax=10_000_000)
+        cost = float((plan * cost_matrix).sum())
     mean_cost = float(cost_matrix.mean())
     normalised = cost / mean_cost if mean_cost > 0 else 0.0
     return {"ot_cost": cost, "ot_normalised": normalised, "ot_score": 1.0 - normalised}

@@ -14,6 +14,7 @@ rule select_anchors:
         f"{RUN}/benchmarks/anchors/{{anchor_set}}.tsv"
     wildcard_constraints:
         anchor_set="direct|random|published",
+    priority: CRITICAL_PATH
     conda:
         "../../envs/analysis.yaml"
     resources:

@@ -96,6 +96,10 @@ CTL = config["controls"]
 # random weights, element-identity baselines, physics references): left out of the trained pair means
 ROLES = {m: role_of(s) for m, s in MODELS.items()}
 CONTROLS = [m for m, r in ROLES.items() if r != "trained"]
+# OURS: the chain to the all-pairs table (train controls -> embed -> anchors -> project -> pairwise metrics)
+# is the run's longest path; its jobs go first when cores are free (the anchor studies and diagnostics fill
+# in around it). Snakemake's rule priority, higher first, default 0.
+CRITICAL_PATH = 10
 # the anchor studies (K sweep, reference sensitivity) read trained-pair means, with the untrained controls
 # as the fallback of a run with one trained model; the other controls (docs/controls.md) stay out of them
 ANCHOR_STUDY_MODELS = [m for m, r in ROLES.items() if r in ("trained", "untrained")]
@@ -220,6 +224,20 @@ def embeddings(models=None):
 
 def platonic(anchor_set):
     return [f"{RUN}/platonic/{anchor_set}/{m}.npy" for m in MODELS]
+
+
+# the spaces of the all-pairs table, in its order: raw embeddings, then each Platonic space
+PAIRWISE_SPACES = ["raw", *SPACES]
+
+
+def space_matrices(wildcards):
+    """The matrices of every model in one space (``raw`` embeddings or a Platonic space) and the metadata
+    (rules pairwise_space and feature_reconstruction_space)."""
+    space = wildcards.space
+    return {
+        "matrices": embeddings() if space == "raw" else platonic(space),
+        "meta": embedding_meta(),
+    }
 
 
 def figure(name):
@@ -973,19 +991,6 @@ REC_FT_EVAL = (
     if RECONSTRUCTION and REC["finetuned"] and FINETUNE
     else []
 )
-
-
-def reconstruction_matrices(wildcards):
-    """The matrices of every model in one space (raw embeddings or a Platonic space) and the metadata."""
-    base = (
-        f"{RUN}/embeddings"
-        if wildcards.space == "raw"
-        else f"{RUN}/platonic/{wildcards.space}"
-    )
-    return {
-        "matrices": [f"{base}/{m}.npy" for m in MODELS],
-        "meta": [f"{RUN}/embeddings/{m}.json" for m in MODELS],
-    }
 
 
 def reconstruction_options():

@@ -15,6 +15,7 @@ rule train_control:
         f"{RUN}/benchmarks/train_control/{{checkpoint}}.tsv"
     wildcard_constraints:
         checkpoint="|".join(re.escape(c) for c in CONTROL_CKPTS) or "^$",
+    priority: CRITICAL_PATH
     conda:
         lambda wc: str(ROOT / "envs" / f"{env_of(wc.checkpoint)}.yaml")
     threads: CTL["threads"]

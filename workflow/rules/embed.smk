@@ -18,6 +18,7 @@ rule embed:
     wildcard_constraints:
         checkpoint="|".join(re.escape(c) for c in CHECKPOINTS),
         shard=r"\d{4}",
+    priority: CRITICAL_PATH
     conda:
         lambda wc: str(ROOT / "envs" / f"{env_of(wc.checkpoint)}.yaml")
     threads: config["embed"]["threads"]
@@ -62,6 +63,7 @@ rule gather_embeddings:
         f"{LOGS}/gather_embeddings/{{model}}.log",
     benchmark:
         f"{RUN}/benchmarks/gather_embeddings/{{model}}.tsv"
+    priority: CRITICAL_PATH
     conda:
         "../../envs/analysis.yaml"
     resources:

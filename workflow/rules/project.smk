@@ -12,6 +12,7 @@ rule project:
         f"{RUN}/benchmarks/project/{{anchor_set}}/{{model}}.tsv"
     wildcard_constraints:
         anchor_set="|".join(SPACES),
+    priority: CRITICAL_PATH
     conda:
         "../../envs/analysis.yaml"
     resources:

@@ -7,7 +7,7 @@
 # GFRE and LFRE of every ordered pair of models in one space (raw or a Platonic space)
 rule feature_reconstruction_space:
     input:
-        unpack(reconstruction_matrices),
+        unpack(space_matrices),
         atoms=rules.parse_structures.output.atoms,
     output:
         table=f"{REC_DIR}/atoms/{{space}}.csv",

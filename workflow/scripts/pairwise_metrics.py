@@ -5,6 +5,9 @@
 redrawn without replacement from the valid atoms (seeded with ``--resample-seed``); the table then carries
 their mean, std and percentile interval at ``--level`` (docs/uncertainty.md). Only the rows of the samples
 are read from the (memory-mapped) embeddings.
+
+The workflow runs one job per space (rule ``pairwise_space``: ``--raw`` alone, or one anchor set alone) and
+joins them with ``merge_pairwise.py``; given both, the script computes every space in one process.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from platonic_mlip.metrics import KNN_TIE_TOL, pairwise_table, resample_indices,
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--models", nargs="+", required=True)
-    ap.add_argument("--raw", nargs="+", required=True, help="raw embeddings (.npy), one per model, in order")
+    ap.add_argument(
+        "--raw", nargs="*", default=[], help="raw embeddings (.npy), one per model, in order (none: no raw)"
+    )
     ap.add_argument("--anchor-sets", nargs="*", default=[])
     ap.add_argument(
         "--platonic", nargs="*", default=[], help="Platonic embeddings (.npy), set by set, models in order"
@@ -99,12 +104,20 @@ def main(argv=None):
             raise SystemExit(f"ERROR: {err}") from None
 
     n_models = len(args.models)
-    if len(args.raw) != n_models or len(args.platonic) != n_models * len(args.anchor_sets):
-        raise SystemExit("ERROR: need one raw file per model and one Platonic file per model and anchor set")
-    raw = {m: load(f, m, "embeddings") for m, f in zip(args.models, args.raw, strict=True)}
-    tables = [pairwise_table(raw, "raw", "", **opts)]
-    del raw
-    print(f"raw: {time.perf_counter() - t0:.1f} s", flush=True)
+    if len(args.raw) not in (0, n_models) or len(args.platonic) != n_models * len(args.anchor_sets):
+        raise SystemExit(
+            "ERROR: need one raw file per model (or none) and one Platonic file per model and anchor set; "
+            f"got {len(args.raw)} raw and {len(args.platonic)} Platonic files for {n_models} models and "
+            f"anchor sets {args.anchor_sets}"
+        )
+    if not args.raw and not args.anchor_sets:
+        raise SystemExit("ERROR: no space to compare: give --raw files and/or --anchor-sets with --platonic")
+    tables = []
+    if args.raw:
+        raw = {m: load(f, m, "embeddings") for m, f in zip(args.models, args.raw, strict=True)}
+        tables.append(pairwise_table(raw, "raw", "", **opts))
+        del raw
+        print(f"raw: {time.perf_counter() - t0:.1f} s", flush=True)
     for s, aset in enumerate(args.anchor_sets):
         files = args.platonic[s * n_models : (s + 1) * n_models]
         plat = {m: load(f, m, f"{aset} Platonic space") for m, f in zip(args.models, files, strict=True)}
