@@ -7,12 +7,11 @@ SNAKEMAKE := $(BIN)/python -m snakemake --config 'envs={venv_dir: $(abspath $(VE
 FAMILIES := $(shell $(PYTHON) envs/venvs.py families)
 export PLATONIC_VENVS := $(abspath $(VENVS))
 
-.PHONY: help envs demo demo-controls run paper paper-slurm report test test-core test-families lint format lock clean-demo
+.PHONY: help envs demo run paper paper-slurm report test test-core test-families lint format lock clean-demo
 
 help:
 	@echo "make demo     create the environments and run the study on the bundled MP-20 sample"
 	@echo "make test     create the environments and run the whole test suite"
-	@echo "make demo-controls  the demo with the controls of docs/controls.md (results/demo-controls)"
 	@echo "make run CONFIG=my.yaml  run the study with your config (start from config/example.yaml)"
 	@echo "make paper    run the full paper (config/config.yaml; needs internet and GPUs)"
 	@echo "make paper-slurm  the same, submitted to SLURM (fill in profiles/slurm/config.yaml first)"
@@ -25,9 +24,6 @@ envs:
 
 demo: envs
 	$(SNAKEMAKE) --cores $(CORES) --configfile config/demo.yaml
-
-demo-controls: envs
-	$(SNAKEMAKE) --cores $(CORES) --configfile config/demo.yaml config/controls.yaml
 
 run: envs
 	@test -n "$(CONFIG)" || { echo "usage: make run CONFIG=path/to/config.yaml (see config/example.yaml)"; exit 2; }

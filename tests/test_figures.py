@@ -311,3 +311,17 @@ def test_element_pca_is_a_legible_grid(n_models):
     # the negated reference is flipped back: its scores match the reference's
     ref, neg = axes[0].collections[0].get_offsets(), axes[1].collections[0].get_offsets()
     assert np.corrcoef(ref[:, 0], neg[:, 0])[0, 1] > 0.99 and np.corrcoef(ref[:, 1], neg[:, 1])[0, 1] > 0.99
+
+
+def test_controls_are_labelled_by_role_not_all_as_untrained():
+    from platonic_mlip.models import MODELS
+    from platonic_mlip.plotting import model_label
+
+    controls = ["dummy-mace-mp-0-small", "soap", "element-onehot", "denoise-7net-small"]
+    labels = {m: MODELS[m]["label"] for m in controls}
+    shown = {m: model_label(m, labels, controls) for m in controls}
+    assert shown["dummy-mace-mp-0-small"] == "Dummy MACE (untrained)"
+    assert shown["soap"] == "SOAP (physics)"
+    assert shown["element-onehot"] == "Element one-hot (baseline)"
+    assert shown["denoise-7net-small"] == "Denoise 7net-small (self-supervised)"
+    assert model_label("7net-0", {"7net-0": "7net-0"}, controls) == "7net-0"

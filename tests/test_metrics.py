@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from pandas import testing as pd_testing
 
 from platonic_mlip import metrics
 from platonic_mlip.projection import project
@@ -174,6 +175,37 @@ def test_fast_table_equals_pair_metrics_on_every_draw(population):
             assert _cell(t, a, b, metric, "ci_low") == pytest.approx(np.quantile(draws, 0.025), abs=tol)
             assert _cell(t, a, b, metric, "ci_high") == pytest.approx(np.quantile(draws, 0.975), abs=tol)
     assert (t[t.model_a == t.model_b].query("metric == 'ot_cost'").value.abs() < 1e-6).all()
+
+
+def test_computed_pairs_keep_every_pair_with_a_trained_model():
+    models = ["t1", "t2", "u1", "u2", "e1", "p1"]
+    roles = {"u1": "untrained", "u2": "untrained", "e1": "element", "p1": "physics"}  # t1, t2: trained
+    every = metrics.computed_pairs(models, roles, "all")
+    assert every == [(a, b) for i, a in enumerate(models) for b in models[i + 1 :]]
+    kept = metrics.computed_pairs(models, roles, "same_role")
+    assert kept == [
+        ("t1", "t2"), ("t1", "u1"), ("t1", "u2"), ("t1", "e1"), ("t1", "p1"),
+        ("t2", "u1"), ("t2", "u2"), ("t2", "e1"), ("t2", "p1"),
+        ("u1", "u2"),
+    ]  # fmt: skip
+    assert metrics.computed_pairs(models, None, "same_role") == every  # no roles: every model trained
+    with pytest.raises(ValueError, match="control_pairs='some'"):
+        metrics.computed_pairs(models, roles, "some")
+
+
+def test_table_of_chosen_pairs_is_the_full_table_without_the_others(population):
+    spaces = {m: population[m][:, :16] for m in ("A", "B", "U")}
+    sample = metrics.sample_indices(3000, 150, seed=42)
+    redrawn = metrics.resample_indices(3000, 150, repeats=2, seed=5)
+    opts = dict(k=5, composite_weights=WEIGHTS, sample=sample, resamples=redrawn)
+    full = metrics.pairwise_table(spaces, "platonic", "x", **opts)
+    part = metrics.pairwise_table(spaces, "platonic", "x", pairs=[("A", "B")], **opts)
+    pairs = set(zip(part.model_a, part.model_b, strict=True))
+    assert pairs == {("A", "A"), ("B", "B"), ("U", "U"), ("A", "B")}  # self-pairs always
+    keep = [(a, b) in pairs for a, b in zip(full.model_a, full.model_b, strict=True)]
+    pd_testing.assert_frame_equal(part, full[keep].reset_index(drop=True))
+    with pytest.raises(ValueError, match=r"pairs name model\(s\) \['Z'\]"):
+        metrics.pairwise_table(spaces, "platonic", "x", pairs=[("A", "Z")], **opts)
 
 
 def test_interval_columns_and_no_repeats(population):
@@ -421,6 +453,37 @@ def test_per_space_jobs_merge_to_the_one_process_table(tmp_path, population):
         "pairwise_metrics", *common, "--out", tmp_path / "x.csv", "--out-sample", tmp_path / "y.csv"
     )
     assert res.returncode != 0 and "no space" in res.stderr
+
+
+def test_metrics_script_leaves_out_pairs_of_controls_of_different_roles(tmp_path, population):
+    """metrics.control_pairs same_role: B (untrained) and C (physics) are not compared; the pairs kept
+    equal the full table's; a role for a model not in the run is refused."""
+    models, raw, plat = _npy_run(tmp_path, population)
+    common = ["--models", *models, "--atoms", tmp_path / "atoms.csv", "--n-sample", 100, "--k", 5]
+    common += ["--composite-weights", json.dumps(WEIGHTS), "--repeats", 2, "--raw", *raw]
+    roles = json.dumps({"A": "trained", "B": "untrained", "C": "physics"})
+    tables = {}
+    for how in ("all", "same_role"):
+        out = tmp_path / f"{how}.csv"
+        res = _script(
+            "pairwise_metrics",
+            *common,
+            *("--roles", roles, "--control-pairs", how, "--out", out, "--out-sample", tmp_path / "s.csv"),
+        )
+        assert res.returncode == 0, res.stderr
+        tables[how] = pd.read_csv(out)
+    pairs = {how: set(zip(t.model_a, t.model_b, strict=True)) for how, t in tables.items()}
+    assert pairs["all"] - pairs["same_role"] == {("B", "C")}
+    full = tables["all"]
+    kept = full[[(a, b) != ("B", "C") for a, b in zip(full.model_a, full.model_b, strict=True)]]
+    pd.testing.assert_frame_equal(tables["same_role"], kept.reset_index(drop=True))
+    bad = _script(
+        "pairwise_metrics",
+        *common,
+        *("--roles", json.dumps({"Z": "physics"}), "--control-pairs", "same_role"),
+        *("--out", tmp_path / "bad.csv", "--out-sample", tmp_path / "bad_s.csv"),
+    )
+    assert bad.returncode != 0 and "['Z']" in bad.stderr and not (tmp_path / "bad.csv").exists()
 
 
 # --- mutual k-NN under ties (ours): float64, ties within knn_tie_tol, lower row index wins ---

@@ -166,6 +166,21 @@ def test_error_table_workers_and_switches():
     np.testing.assert_array_equal([r["lfre"] for r in no_gfre], [r["lfre"] for r in one])
 
 
+def test_error_table_of_chosen_pairs_computes_both_directions_and_the_diagonal():
+    spaces = _spaces()
+    train, test = split(200, 40, seed=6)
+    full = error_table(spaces, train, test)
+    part = error_table(spaces, train, test, pairs=[("c", "a")])
+    got = [(r["source"], r["target"]) for r in part]
+    assert got == [("a", "a"), ("a", "c"), ("b", "b"), ("c", "a"), ("c", "c")]
+    want = {(r["source"], r["target"]): r for r in full}
+    for r in part:
+        for m in ("gfre", "lfre", "k"):
+            assert r[m] == want[r["source"], r["target"]][m], (r["source"], r["target"], m)
+    with pytest.raises(ReconstructionError, match=r"pairs name model\(s\) \['z'\]"):
+        error_table(spaces, train, test, pairs=[("a", "z")])
+
+
 def test_lfre_chunks_do_not_change_the_numbers(monkeypatch):
     """Neighbourhood batches sized by width (``lfre_chunk``): tiny batches give the same errors."""
     from platonic_mlip import reconstruction

@@ -44,6 +44,6 @@ def test_unknown_or_untrained_phonon_model_is_refused(tmp_path):
     out = res.stdout + res.stderr
     assert res.returncode != 0
     assert "config key 'phonons.models'" in out and "no-such-model" in out
-    cfg = write_config(tmp_path / "control.yaml", **{"phonons.models": ["dummy-7net-0"]})
+    cfg = write_config(tmp_path / "control.yaml", **{"phonons.models": ["dummy-7net-small"]})
     res, _ = _dag(tmp_path, "--configfile", str(cfg))
     assert res.returncode != 0 and "untrained control" in res.stdout + res.stderr

@@ -11,7 +11,7 @@ Procrustes score, the OT normalisation and the composite score.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -412,6 +412,33 @@ def _percentile_interval(values: np.ndarray, level: float) -> tuple[float, float
     return float(lo), float(hi)
 
 
+#: config key ``metrics.control_pairs`` (OURS): which pairs of two controls the all-pairs tables compute
+CONTROL_PAIRS = ("all", "same_role")
+
+
+def computed_pairs(
+    models: Sequence[str], roles: Mapping[str, str] | None = None, control_pairs: str = "all"
+) -> list[tuple[str, str]]:
+    """Unordered pairs of distinct models an all-pairs table computes, in model order.
+
+    Every pair with a trained model (role ``trained``; a model absent from ``roles`` is trained) is
+    computed. ``control_pairs`` (``CONTROL_PAIRS``): ``all`` computes every pair of two controls too;
+    ``same_role`` only pairs of two controls of one role (both untrained, both element baselines, both
+    physics references). No claim reads a pair of controls of different roles; they fill only the
+    control block of the Fig. 4 heatmaps, which is left blank for them.
+    """
+    if control_pairs not in CONTROL_PAIRS:
+        raise ValueError(f"control_pairs={control_pairs!r}: one of {list(CONTROL_PAIRS)}")
+    roles = dict(roles or {})
+    out = []
+    for i, a in enumerate(models):
+        for b in models[i + 1 :]:
+            ra, rb = roles.get(a, "trained"), roles.get(b, "trained")
+            if control_pairs == "all" or "trained" in (ra, rb) or ra == rb:
+                out.append((a, b))
+    return out
+
+
 def pairwise_table(
     spaces: Mapping[str, np.ndarray],
     space: str,
@@ -427,6 +454,7 @@ def pairwise_table(
     knn_tie_tol: float = KNN_TIE_TOL,
     elements: np.ndarray | None = None,
     element_seed: int = 0,
+    pairs: Sequence[tuple[str, str]] | None = None,
 ):
     """Tidy DataFrame of every metric for every unordered pair of models (self-pairs included).
 
@@ -452,6 +480,8 @@ def pairwise_table(
         ``element_seed`` and the draw); null = mean of mknn(A, B shuffled) and mknn(A shuffled, B);
         score = (mknn - null) / (1 - null) (``beyond_element``). An element-only space scores 0; the
         intervals over redrawn samples include the shuffle's own spread.
+    pairs : unordered pairs of distinct model names to compute (``computed_pairs``); None = every pair.
+        Self-pairs are always computed; a pair left out has no rows.
 
     Returns
     -------
@@ -488,7 +518,18 @@ def pairwise_table(
         if not 1 <= k < len(idx):
             raise ValueError(f"mutual_knn: k={k} must be between 1 and n-1={len(idx) - 1}")
     with_ot = space == "platonic"
-    pairs = [(i, j) for i in range(len(names)) for j in range(i, len(names))]
+    wanted = None
+    if pairs is not None:
+        unknown = sorted({m for pair in pairs for m in pair} - set(names))
+        if unknown:
+            raise ValueError(f"pairwise_table: pairs name model(s) {unknown} not among the spaces {names}")
+        wanted = {frozenset(pair) for pair in pairs}
+    pairs = [
+        (i, j)
+        for i in range(len(names))
+        for j in range(i, len(names))
+        if i == j or wanted is None or frozenset((names[i], names[j])) in wanted
+    ]
 
     if elements is not None:
         elements = np.asarray(elements)

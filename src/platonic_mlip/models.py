@@ -188,11 +188,11 @@ MODELS: dict[str, dict] = {
         label="Dummy 7net-small",
         offline=True,
     ),
-    "denoise-7net-small": _sevenn_control("denoise", "Denoise 7net-small", SEVENN_SMALL),
-    "distill-7net-small": _sevenn_control("distill", "Distill 7net-small", SEVENN_SMALL),
+    "denoise-7net-small": _sevenn_control("denoise", "Denoise 7net-small (self-supervised)", SEVENN_SMALL),
+    "distill-7net-small": _sevenn_control("distill", "Distill 7net-small (distilled)", SEVENN_SMALL),
     # the same at 7net-0's full architecture (GPU-sized training; the paper config)
-    "denoise-7net-0": _sevenn_control("denoise", "Denoise 7net"),
-    "distill-7net-0": _sevenn_control("distill", "Distill 7net"),
+    "denoise-7net-0": _sevenn_control("denoise", "Denoise 7net (self-supervised)"),
+    "distill-7net-0": _sevenn_control("distill", "Distill 7net (distilled)"),
     # --- reference spaces built without learning (platonic_mlip.reference_spaces; docs/controls.md) ---
     "element-onehot": dict(
         family="reference",
@@ -200,7 +200,7 @@ MODELS: dict[str, dict] = {
         architecture="element-onehot",
         role="element",
         dim=118,
-        label="Element one-hot",
+        label="Element one-hot (baseline)",
         offline=True,
     ),
     "element-random": dict(
@@ -210,7 +210,7 @@ MODELS: dict[str, dict] = {
         seed=0,
         role="element",
         dim=128,
-        label="Element random",
+        label="Element random (baseline)",
         offline=True,
     ),
     "soap": dict(
@@ -219,7 +219,7 @@ MODELS: dict[str, dict] = {
         architecture="soap",
         role="physics",
         dim=210,
-        label="SOAP",
+        label="SOAP (physics)",
         offline=True,
     ),
     "atomic-states": dict(
@@ -228,7 +228,7 @@ MODELS: dict[str, dict] = {
         architecture="atomic-states",
         role="physics",
         dim=226,
-        label="Atomic states",
+        label="Atomic states (physics)",
         offline=True,
     ),
 }

@@ -91,8 +91,9 @@ def anchor_set_label(name: str) -> str:
 
 
 def mark_untrained(label: str) -> str:
-    """``label`` with the suffix ' (untrained)', unless it says so already."""
-    return label if UNTRAINED in label.lower() else f"{label} ({UNTRAINED})"
+    """``label`` with the suffix ' (untrained)', unless it says so already or ends in its own role tag
+    (the registry labels of the other controls: 'SOAP (physics)', 'Element one-hot (baseline)')."""
+    return label if UNTRAINED in label.lower() or label.endswith(")") else f"{label} ({UNTRAINED})"
 
 
 def model_label(model: str, labels: Mapping[str, str] | None = None, controls: Sequence[str] = ()) -> str:

@@ -467,10 +467,13 @@ def error_table(
     log=None,
     gfre: bool = True,
     lfre_rows: np.ndarray | None = None,
+    pairs=None,
 ) -> list[dict]:
     """GFRE and LFRE of every ordered pair (source, target) of ``matrices`` {name: (n, d)}, diagonal
     included, on one split. LFRE neighbourhood k = min(d_source, d_target), capped at ``k_max``; LFRE on
     the test rows ``lfre_rows`` (positions in ``test``; default all), GFRE on every test row.
+    ``pairs``: unordered pairs of distinct names to compute, both directions (``metrics.computed_pairs``);
+    None = every pair. The diagonal is always computed.
 
     Returns rows {source, target, gfre, lfre, k, n_train, n_test, seconds}; sources run ``workers`` at a
     time (threads: the linear algebra releases the GIL; BLAS single-threaded inside, as
@@ -482,6 +485,14 @@ def error_table(
 
     names = list(matrices)
     targets = {m: _target(matrices[m], train, test, m) for m in names}
+    wanted = None if pairs is None else {frozenset(p) for p in pairs}
+    if wanted is not None:
+        unknown = sorted(set().union(*wanted) - set(names)) if wanted else []
+        if unknown:
+            raise ReconstructionError(f"pairs name model(s) {unknown} not among the matrices {names}")
+
+    def targets_of(s):
+        return [t for t in names if wanted is None or t == s or frozenset((s, t)) in wanted]
 
     def k_of(s, t):
         k = min(matrices[s].shape[1], matrices[t].shape[1])
@@ -490,10 +501,11 @@ def error_table(
     def one_source(s):
         t0 = time.perf_counter()
         source = SourceFit.build(matrices[s], train, test, s)
+        ts = targets_of(s)
         if lfre:
-            source.with_neighbours(max(k_of(s, t) for t in names), lfre_rows)
+            source.with_neighbours(max(k_of(s, t) for t in ts), lfre_rows)
         rows = []
-        for t in names:
+        for t in ts:
             t1 = time.perf_counter()
             err = pair_errors(source, *targets[t], k=k_of(s, t), lfre=False, gfre=gfre)
             rows.append(
@@ -517,11 +529,11 @@ def error_table(
                     )
             n = len(source.lfre_rows)
             squares = np.zeros(len(rows))
-            width = max(matrices[m].shape[1] for m in names)
+            width = max(matrices[m].shape[1] for m in ts)
             chunk = lfre_chunk(max(int(row["k"]) for row in rows), width)
             for lo in range(0, n, chunk):
                 hi = min(lo + chunk, n)
-                for row_i, (t, row) in enumerate(zip(names, rows, strict=True)):
+                for row_i, (t, row) in enumerate(zip(ts, rows, strict=True)):
                     t1 = time.perf_counter()
                     squares[row_i] += np.sum(_lfre_chunk(source, *targets[t], int(row["k"]), lo, hi) ** 2)
                     row["seconds"] += time.perf_counter() - t1
@@ -529,7 +541,7 @@ def error_table(
             for row, sq in zip(rows, squares, strict=True):
                 row["lfre"] = float(np.sqrt(sq / n))
         if log:
-            log(f"{s}: {len(names)} targets in {time.perf_counter() - t0:.1f} s")
+            log(f"{s}: {len(ts)} targets in {time.perf_counter() - t0:.1f} s")
         return rows
 
     # the widest sources (the longest jobs) first, so that the workers end together

@@ -82,13 +82,19 @@ def table_html(
         is_control = any(record[c] in controls for c in models)
         for c in models:
             name = record[c]
-            record[c] = labels.get(name, name) + (" (untrained)" if name in controls else "")
+            label = labels.get(name, name)
+            # the other controls' labels carry their role ("SOAP (physics)"): as plotting.mark_untrained
+            tagged = "untrained" in label.lower() or label.endswith(")")
+            record[c] = label + (" (untrained)" if name in controls and not tagged else "")
         cls = ' class="control"' if is_control else ""
         rows.append(f"<tr{cls}>" + "".join(_cell(v) for v in record.values()) + "</tr>")
     head = "<tr>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns) + "</tr>"
     body = [f'<p class="note">{html.escape(note)}</p>'] if note else []
     if controls and models:
-        body.append('<p class="note">Shaded rows involve an untrained control (random weights).</p>')
+        body.append(
+            '<p class="note">Shaded rows involve a control (an untrained network, a network trained '
+            "without physical labels or distilled, an element baseline or a physics reference).</p>"
+        )
     body.append("<table>" + head + "".join(rows) + "</table>")
     return _page(title, body)
 
@@ -122,7 +128,9 @@ def limitations(models: Mapping[str, Mapping], controls: Sequence[str], claims) 
         out.append(
             "The run has no untrained control, so 'trained models align, random ones do not' is untested."
         )
-    control_only = sorted({models[m]["family"] for m in controls} - set(families))
+    # families present only through untrained networks (not the reference spaces, which have no checkpoint)
+    untrained = [m for m in controls if models[m].get("role", "untrained") == "untrained"]
+    control_only = sorted({models[m]["family"] for m in untrained} - set(families))
     if control_only:
         out.append(
             f"Families present only as untrained controls ({', '.join(control_only)}): their real "
@@ -218,7 +226,7 @@ def findings_html(
         "<p>"
         + html.escape(
             f"{len(models)} models: {len(trained)} trained ({', '.join(name(m) for m in trained) or 'none'})"
-            f" and {len(controls)} untrained controls ({', '.join(name(m) for m in controls) or 'none'})."
+            f" and {len(controls)} controls ({', '.join(name(m) for m in controls) or 'none'})."
         )
         + "</p>"
     )
@@ -301,7 +309,7 @@ def findings_rst(
     out = ["{% raw %}", "Findings of this run", "--------------------", ""]
     trained = [m for m in models if m not in controls]
     out.append(
-        f"{len(models)} models: {len(trained)} trained and {len(controls)} untrained controls. "
+        f"{len(models)} models: {len(trained)} trained and {len(controls)} controls. "
         "The paper's claims, one verdict per metric:"
     )
     out.append("")

@@ -98,11 +98,22 @@ ROLES = {m: role_of(s) for m, s in MODELS.items()}
 CONTROLS = [m for m, r in ROLES.items() if r != "trained"]
 # OURS: the chain to the all-pairs table (train controls -> embed -> anchors -> project -> pairwise metrics)
 # is the run's longest path; its jobs go first when cores are free (the anchor studies and diagnostics fill
-# in around it). Snakemake's rule priority, higher first, default 0.
+# in around it). Every other job that runs a network (the diagnostic probes' embeddings, the fine-tuning
+# arms and their evaluation, the phonons) and the small jobs that feed them share it: the networks run first,
+# two at a time on the demo's cores, and no fine-tuning or probe embedding is left for the end, where it would
+# hold the run with one core idle. Snakemake's rule priority, higher first, default 0.
 CRITICAL_PATH = 10
 # the anchor studies (K sweep, reference sensitivity) read trained-pair means, with the untrained controls
-# as the fallback of a run with one trained model; the other controls (docs/controls.md) stay out of them
-ANCHOR_STUDY_MODELS = [m for m, r in ROLES.items() if r in ("trained", "untrained")]
+# as the fallback of a run with fewer than two trained models: they run on the trained models (and the
+# DIRECT references) alone, or with the untrained controls when the fallback needs them; the other controls
+# (docs/controls.md) always stay out
+_TRAINED = [m for m, r in ROLES.items() if r == "trained"]
+_STUDY_ROLES = ("trained",) if len(_TRAINED) >= 2 else ("trained", "untrained")
+ANCHOR_STUDY_MODELS = [
+    m
+    for m, r in ROLES.items()
+    if r in _STUDY_ROLES or m == REFERENCE or m in config["anchors"]["reference_models"]
+]
 SWEEP_K = config["anchors"]["sweep"]["k"]
 OTHER_REFERENCES = [r for r in config["anchors"]["reference_models"] if r != REFERENCE]
 FULL_SPLIT = is_full_split(config)
@@ -1001,7 +1012,8 @@ def reconstruction_options():
     )
     lfre_repeats = REC["lfre_repeats"]
     opts += f" --lfre-repeats {-1 if lfre_repeats is None else lfre_repeats}"
-    return opts
+    opts += f" --roles {shlex.quote(json.dumps(ROLES))}"
+    return opts + f" --control-pairs {config['metrics']['control_pairs']}"
 
 
 def structure_options():

@@ -39,6 +39,7 @@ rule probe_structures:
         f"{LOGS}/probe_structures.log",
     benchmark:
         f"{RUN}/benchmarks/probe_structures.tsv"
+    priority: CRITICAL_PATH
     conda:
         "../../envs/analysis.yaml"
     params:
@@ -66,6 +67,7 @@ rule embed_probes:
         f"{RUN}/benchmarks/embed_probes/{{checkpoint}}.tsv"
     wildcard_constraints:
         checkpoint="|".join(re.escape(c) for c in CHECKPOINTS),
+    priority: CRITICAL_PATH
     conda:
         lambda wc: str(ROOT / "envs" / f"{env_of(wc.checkpoint)}.yaml")
     threads: config["embed"]["threads"]

@@ -11,6 +11,7 @@ rule finetune_reference:
         f"{FT_DIR}/reference.json",
     log:
         f"{LOGS}/finetune/reference.log",
+    priority: CRITICAL_PATH
     conda:
         str(ROOT / "envs" / f"{FT_ENV}.yaml")
     threads: FT["threads"]
@@ -41,6 +42,7 @@ rule finetune_data:
         summary=f"{FT_DIR}/data/summary.json",
     log:
         f"{LOGS}/finetune/data.log",
+    priority: CRITICAL_PATH
     conda:
         "../../envs/analysis.yaml"
     params:
@@ -62,6 +64,7 @@ rule replay_structures:
         f"{FT_DIR}/data/replay.extxyz",
     log:
         f"{LOGS}/finetune/replay_structures.log",
+    priority: CRITICAL_PATH
     conda:
         "../../envs/analysis.yaml"
     params:
@@ -89,6 +92,7 @@ rule finetune_probes:
         atoms=f"{FT_DIR}/probes/atoms.csv",
     log:
         f"{LOGS}/finetune/probes.log",
+    priority: CRITICAL_PATH
     conda:
         "../../envs/analysis.yaml"
     params:
@@ -117,6 +121,7 @@ rule finetune:
     wildcard_constraints:
         arm="|".join(FT["arms"]),
         seed=r"\d+",
+    priority: CRITICAL_PATH
     conda:
         str(ROOT / "envs" / f"{FT_ENV}.yaml")
     threads: FT["threads"]
@@ -163,6 +168,7 @@ rule finetune_evaluate:
     wildcard_constraints:
         arm="|".join(FT["arms"]),
         seed=r"\d+",
+    priority: CRITICAL_PATH
     conda:
         str(ROOT / "envs" / f"{FT_ENV}.yaml")
     threads: FT["threads"]

@@ -34,11 +34,13 @@ rule pairwise_space:
         weights=json.dumps(config["metrics"]["composite_weights"]),
         normalize="" if config["metrics"]["knn_normalize"] else "--no-knn-normalize",
         beyond="--beyond-element" if config["metrics"]["beyond_element"] else "",
+        roles=json.dumps(ROLES),
     shell:
         "{params.py} {params.script} --models {params.models} {params.files}"
         " --atoms {input.atoms} --n-sample {params.m[n_sample]} --seed {params.m[sample_seed]}"
         " --k {params.m[knn_k]} --knn-tie-tol {params.m[knn_tie_tol]} {params.normalize} {params.beyond}"
         " --composite-weights {params.weights:q} --repeats {params.u[repeats]} --level {params.u[level]} --resample-seed {params.u[seed]}"
+        " --roles {params.roles:q} --control-pairs {params.m[control_pairs]}"
         " --workers {threads} --meta {input.meta} --out {output.csv} --out-sample {output.sample}"
         " > {log} 2>&1"
         f"{ON_FAILURE}"

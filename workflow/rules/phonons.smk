@@ -11,6 +11,7 @@ rule phonon_structures:
         f"{PH_DIR}/structures.extxyz",
     log:
         f"{LOGS}/phonons/structures.log",
+    priority: CRITICAL_PATH
     conda:
         "../../envs/analysis.yaml"
     params:
@@ -38,6 +39,7 @@ rule phonons:
         f"{RUN}/benchmarks/phonons/{{model}}.tsv"
     wildcard_constraints:
         model="|".join(re.escape(m) for m in PH_MODELS) or "^$",
+    priority: CRITICAL_PATH
     conda:
         lambda wc: str(ROOT / "envs" / f"{env_of(checkpoint_of(wc.model))}.yaml")
     threads: PH["threads"]
@@ -81,6 +83,7 @@ rule phonons_finetuned:
     wildcard_constraints:
         arm="|".join(FT["arms"]),
         seed=r"\d+",
+    priority: CRITICAL_PATH
     conda:
         str(ROOT / "envs" / f"{FT_ENV}.yaml")
     threads: PH["threads"]

@@ -1,6 +1,7 @@
 """Feature reconstruction errors of Chorna et al. (arXiv 2512.05717) at atom level, in one space.
 
-For every ordered pair of models (source -> target, both directions, diagonal included): GFRE and LFRE of
+For every ordered pair of models (source -> target, both directions, diagonal included; with
+``--control-pairs same_role`` only the pairs ``metrics.computed_pairs`` keeps): GFRE and LFRE of
 rebuilding the target's per-atom vectors from the source's (``platonic_mlip.reconstruction``: the
 definitions and settings of scikit-matter, LFRE neighbourhood k = min(widths)). The space is the models'
 raw embeddings or one Platonic space (``--space``; one matrix per model in ``--matrices``).
@@ -19,6 +20,7 @@ Output ``--out`` (space, draw, source, target, gfre, lfre, k, n_train, n_test, n
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import _paths  # noqa: F401
@@ -29,6 +31,7 @@ from platonic_mlip.checks import MatrixError, checked_rows
 from platonic_mlip.cli import run
 from platonic_mlip.embed.base import valid_atoms
 from platonic_mlip.io import write_csv
+from platonic_mlip.metrics import CONTROL_PAIRS, computed_pairs
 from platonic_mlip.reconstruction import (
     ReconstructionError,
     crystal_system,
@@ -64,6 +67,13 @@ def main(argv=None):
         "--lfre-repeats", type=int, default=-1, help="LFRE on the first this many redrawn sets too (-1 = all)"
     )
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--roles", default=None, help="JSON {model: role} (platonic_mlip.models.ROLES)")
+    ap.add_argument(
+        "--control-pairs",
+        choices=CONTROL_PAIRS,
+        default="all",
+        help="pairs of two controls: all, or only two of one role (metrics.control_pairs)",
+    )
     ap.add_argument("--out", required=True)
     ap.add_argument("--out-split", required=True)
     args = ap.parse_args(argv)
@@ -72,6 +82,11 @@ def main(argv=None):
             f"ERROR: {len(args.matrices)} matrices and {len(args.meta)} metadata files for "
             f"{len(args.models)} models ({', '.join(args.models)})"
         )
+    roles = json.loads(args.roles) if args.roles else {}
+    unknown = sorted(set(roles) - set(args.models))
+    if unknown:
+        raise SystemExit(f"ERROR: --roles names model(s) {unknown} not in --models {args.models}")
+    pairs = computed_pairs(args.models, roles, args.control_pairs)
     t0 = time.perf_counter()
     atoms = pd.read_csv(args.atoms)
     ids = atoms["material_id"].astype(str).to_numpy()
@@ -116,6 +131,7 @@ def main(argv=None):
                 workers=args.workers,
                 lfre_rows=lfre_rows,
                 log=lambda m: print(m, flush=True),
+                pairs=pairs,
             )
         except ReconstructionError as err:
             raise SystemExit(f"ERROR: {args.space} space: {err}") from None
