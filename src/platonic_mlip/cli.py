@@ -161,3 +161,30 @@ def run(main: Callable, *args, **kwargs):
             sys.stdout.flush()
         status = report(err)
     raise SystemExit(status)
+
+
+def add_pair_options(ap) -> None:
+    """``--roles`` and ``--control-pairs`` of the all-pairs scripts (config key ``metrics.control_pairs``)."""
+    from platonic_mlip.metrics import CONTROL_PAIRS
+
+    ap.add_argument("--roles", default=None, help="JSON {model: role} (platonic_mlip.models.ROLES)")
+    ap.add_argument(
+        "--control-pairs",
+        choices=CONTROL_PAIRS,
+        default="all",
+        help="pairs of two controls: all, or only two of one role (metrics.control_pairs)",
+    )
+
+
+def chosen_pairs(args, models) -> list[tuple[str, str]]:
+    """The pairs of distinct ``models`` to compute (``metrics.computed_pairs``) from ``add_pair_options``'
+    arguments; exits naming the model when ``--roles`` names one that is not in ``models``."""
+    import json
+
+    from platonic_mlip.metrics import computed_pairs
+
+    roles = json.loads(args.roles) if args.roles else {}
+    unknown = sorted(set(roles) - set(models))
+    if unknown:
+        raise SystemExit(f"ERROR: --roles names model(s) {unknown} not in --models {list(models)}")
+    return computed_pairs(list(models), roles, args.control_pairs)

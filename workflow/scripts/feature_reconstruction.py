@@ -20,7 +20,6 @@ Output ``--out`` (space, draw, source, target, gfre, lfre, k, n_train, n_test, n
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import _paths  # noqa: F401
@@ -28,10 +27,9 @@ import numpy as np
 import pandas as pd
 
 from platonic_mlip.checks import MatrixError, checked_rows
-from platonic_mlip.cli import run
+from platonic_mlip.cli import add_pair_options, chosen_pairs, run
 from platonic_mlip.embed.base import valid_atoms
 from platonic_mlip.io import write_csv
-from platonic_mlip.metrics import CONTROL_PAIRS, computed_pairs
 from platonic_mlip.reconstruction import (
     ReconstructionError,
     crystal_system,
@@ -67,13 +65,7 @@ def main(argv=None):
         "--lfre-repeats", type=int, default=-1, help="LFRE on the first this many redrawn sets too (-1 = all)"
     )
     ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--roles", default=None, help="JSON {model: role} (platonic_mlip.models.ROLES)")
-    ap.add_argument(
-        "--control-pairs",
-        choices=CONTROL_PAIRS,
-        default="all",
-        help="pairs of two controls: all, or only two of one role (metrics.control_pairs)",
-    )
+    add_pair_options(ap)
     ap.add_argument("--out", required=True)
     ap.add_argument("--out-split", required=True)
     args = ap.parse_args(argv)
@@ -82,11 +74,7 @@ def main(argv=None):
             f"ERROR: {len(args.matrices)} matrices and {len(args.meta)} metadata files for "
             f"{len(args.models)} models ({', '.join(args.models)})"
         )
-    roles = json.loads(args.roles) if args.roles else {}
-    unknown = sorted(set(roles) - set(args.models))
-    if unknown:
-        raise SystemExit(f"ERROR: --roles names model(s) {unknown} not in --models {args.models}")
-    pairs = computed_pairs(args.models, roles, args.control_pairs)
+    pairs = chosen_pairs(args, args.models)
     t0 = time.perf_counter()
     atoms = pd.read_csv(args.atoms)
     ids = atoms["material_id"].astype(str).to_numpy()

@@ -21,17 +21,10 @@ import numpy as np
 import pandas as pd
 
 from platonic_mlip.checks import MatrixError, checked_rows
-from platonic_mlip.cli import run
+from platonic_mlip.cli import add_pair_options, chosen_pairs, run
 from platonic_mlip.embed.base import valid_atoms
 from platonic_mlip.io import write_csv
-from platonic_mlip.metrics import (
-    CONTROL_PAIRS,
-    KNN_TIE_TOL,
-    computed_pairs,
-    pairwise_table,
-    resample_indices,
-    sample_indices,
-)
+from platonic_mlip.metrics import KNN_TIE_TOL, pairwise_table, resample_indices, sample_indices
 
 
 def main(argv=None):
@@ -65,22 +58,13 @@ def main(argv=None):
     ap.add_argument("--level", type=float, default=0.95, help="coverage of the percentile interval")
     ap.add_argument("--resample-seed", type=int, default=0, help="seed of the redrawn samples")
     ap.add_argument("--workers", type=int, default=1, help="threads over models and pairs")
-    ap.add_argument("--roles", default=None, help="JSON {model: role} (platonic_mlip.models.ROLES)")
-    ap.add_argument(
-        "--control-pairs",
-        choices=CONTROL_PAIRS,
-        default="all",
-        help="pairs of two controls: all, or only two of one role (metrics.control_pairs)",
-    )
+    add_pair_options(ap)
     ap.add_argument("--meta", nargs="*", default=[], help="embedding metadata of every model (skipped atoms)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--out-sample", required=True)
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
-    roles = json.loads(args.roles) if args.roles else {}
-    unknown = sorted(set(roles) - set(args.models))
-    if unknown:
-        raise SystemExit(f"ERROR: --roles names model(s) {unknown} not in --models {args.models}")
+    pairs = chosen_pairs(args, args.models)
     atoms = pd.read_csv(args.atoms)
     # the paper's sample (torch.randperm) drawn over the atoms every model embedded
     valid = np.flatnonzero(valid_atoms(args.meta, len(atoms)))
@@ -111,7 +95,7 @@ def main(argv=None):
         workers=args.workers,
         elements=atoms["element"].astype(str).to_numpy()[rows] if args.beyond_element else None,
         element_seed=args.resample_seed,
-        pairs=computed_pairs(args.models, roles, args.control_pairs),
+        pairs=pairs,
     )
 
     ids = atoms["material_id"].astype(str).to_numpy()
