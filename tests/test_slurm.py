@@ -130,6 +130,7 @@ def slice_config(path: Path, run_name: str, **changes):
             "metrics.n_sample": 60,
             "embed.threads": 1,
             "embed.mem_mb": 3000,
+            "embed.gpu": 1,  # the CPU demo asks for none; on a cluster an embedding job asks for one
             **changes,
         },
     )
