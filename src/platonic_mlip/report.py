@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from platonic_mlip.plotting import mark_untrained
+
 STYLE = """
 body { font-family: sans-serif; font-size: 13px; margin: 1.5em; max-width: 75em; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em 0; }
@@ -83,9 +85,7 @@ def table_html(
         for c in models:
             name = record[c]
             label = labels.get(name, name)
-            # the other controls' labels carry their role ("SOAP (physics)"): as plotting.mark_untrained
-            tagged = "untrained" in label.lower() or label.endswith(")")
-            record[c] = label + (" (untrained)" if name in controls and not tagged else "")
+            record[c] = mark_untrained(label) if name in controls else label
         cls = ' class="control"' if is_control else ""
         rows.append(f"<tr{cls}>" + "".join(_cell(v) for v in record.values()) + "</tr>")
     head = "<tr>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns) + "</tr>"
